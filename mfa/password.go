@@ -1,0 +1,178 @@
+package mfa
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Password length bounds, in characters, after NFKC normalisation
+// (NIST SP 800-63B §5.1.1.2 asks for at least 8 and allowing at least 64).
+const (
+	MinPasswordLen = 8
+	MaxPasswordLen = 1024
+)
+
+// Argon2Params are argon2id cost parameters. The defaults are OWASP's
+// m=19 MiB, t=2, p=1.
+type Argon2Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+}
+
+// DefaultArgon2 is the cost new hashes get.
+var DefaultArgon2 = Argon2Params{Memory: 19 * 1024, Time: 2, Threads: 1}
+
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// Password hashes and checks passwords with argon2id. The number of hashes
+// computed at once is bounded (each costs Memory KiB); callers beyond a short
+// queue get ErrBusy at once instead of piling up memory.
+type Password struct {
+	Params Argon2Params
+	Rand   io.Reader
+
+	slots chan struct{} // running hashes
+	queue chan struct{} // running + waiting
+	dummy string        // hash checked for unknown users
+}
+
+// NewPassword returns a hasher that runs at most workers hashes at once and
+// lets at most queue more wait. Zero values pick runtime.NumCPU() workers and
+// a queue of 4 per worker.
+func NewPassword(p Argon2Params, workers, queue int) *Password {
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	if queue <= 0 {
+		queue = 4 * workers
+	}
+	pw := &Password{
+		Params: p,
+		Rand:   rand.Reader,
+		slots:  make(chan struct{}, workers),
+		queue:  make(chan struct{}, workers+queue),
+	}
+	salt := make([]byte, saltLen)
+	_, _ = io.ReadFull(pw.Rand, salt)
+	pw.dummy = encodePHC(p, salt, make([]byte, keyLen))
+	return pw
+}
+
+// NormalizePassword applies NFKC and checks the length rules. It returns
+// ErrInvalidPassword when they are not met.
+func NormalizePassword(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", ErrInvalidPassword
+	}
+	s = norm.NFKC.String(s)
+	n := utf8.RuneCountInString(s)
+	if n < MinPasswordLen || n > MaxPasswordLen {
+		return "", ErrInvalidPassword
+	}
+	return s, nil
+}
+
+// Hash returns the PHC string of a normalised password. It returns ErrBusy
+// when the hashing queue is full, or ctx's error.
+func (p *Password) Hash(ctx context.Context, password string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := io.ReadFull(p.Rand, salt); err != nil {
+		return "", fmt.Errorf("mfa: salt: %w", err)
+	}
+	var key []byte
+	err := p.run(ctx, func() {
+		key = argon2.IDKey([]byte(password), salt, p.Params.Time, p.Params.Memory, p.Params.Threads, keyLen)
+	})
+	if err != nil {
+		return "", err
+	}
+	return encodePHC(p.Params, salt, key), nil
+}
+
+// Verify checks a normalised password against a PHC string. An empty phc
+// (unknown user) is checked against a dummy hash of the same cost, so the
+// answer takes the same time and is always false. rehash is true when the
+// stored parameters differ from the current ones. It returns ErrBusy when
+// the queue is full and ErrBadCredentials for a mismatch.
+func (p *Password) Verify(ctx context.Context, phc, password string) (rehash bool, err error) {
+	known := phc != ""
+	if !known {
+		phc = p.dummy
+	}
+	params, salt, want, err := decodePHC(phc)
+	if err != nil {
+		return false, err
+	}
+	var got []byte
+	if err := p.run(ctx, func() {
+		got = argon2.IDKey([]byte(password), salt, params.Time, params.Memory, params.Threads, uint32(len(want)))
+	}); err != nil {
+		return false, err
+	}
+	if subtle.ConstantTimeCompare(got, want) != 1 || !known {
+		return false, ErrBadCredentials
+	}
+	return params != p.Params, nil
+}
+
+func (p *Password) run(ctx context.Context, f func()) error {
+	select {
+	case p.queue <- struct{}{}:
+	default:
+		return ErrBusy
+	}
+	defer func() { <-p.queue }()
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-p.slots }()
+	f()
+	return nil
+}
+
+var b64 = base64.RawStdEncoding
+
+func encodePHC(p Argon2Params, salt, key []byte) string {
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+func decodePHC(s string) (Argon2Params, []byte, []byte, error) {
+	var p Argon2Params
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return p, nil, nil, fmt.Errorf("mfa: unsupported password hash format")
+	}
+	var v int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return p, nil, nil, fmt.Errorf("mfa: unsupported argon2 version")
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+		return p, nil, nil, fmt.Errorf("mfa: bad argon2 parameters: %w", err)
+	}
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil {
+		return p, nil, nil, fmt.Errorf("mfa: bad salt: %w", err)
+	}
+	key, err := b64.DecodeString(parts[5])
+	if err != nil || len(key) < 16 {
+		return p, nil, nil, fmt.Errorf("mfa: bad hash")
+	}
+	return p, salt, key, nil
+}

@@ -1,0 +1,50 @@
+package mfa
+
+import "slices"
+
+// Authentication method reference values (RFC 8176), plus "rec" for a
+// recovery code, for which RFC 8176 has no value.
+const (
+	AMRPassword = "pwd"
+	AMROTP      = "otp"
+	AMRMFA      = "mfa"
+	AMRHardware = "hwk"
+	AMRSoftware = "swk"
+	AMRUser     = "user"
+	AMRRecovery = "rec"
+)
+
+// Policy names the three assurance levels; their order is fixed.
+type Policy struct {
+	Levels [3]string // default aal1, aal2, aal3
+}
+
+// DefaultPolicy uses the NIST SP 800-63B names.
+var DefaultPolicy = Policy{Levels: [3]string{"aal1", "aal2", "aal3"}}
+
+// Level returns the rank of acr (0, 1, 2), or -1 for an unknown value.
+func (p Policy) Level(acr string) int {
+	return slices.Index(p.Levels[:], acr)
+}
+
+// Satisfies reports whether have is at least want.
+func (p Policy) Satisfies(have, want string) bool {
+	h, w := p.Level(have), p.Level(want)
+	return h >= 0 && w >= 0 && h >= w
+}
+
+// Assurance is what an authentication proved.
+type Assurance struct {
+	ACR string
+	AMR []string
+}
+
+// PasswordOnly is a password alone: aal1, pwd.
+func (p Policy) PasswordOnly() Assurance {
+	return Assurance{ACR: p.Levels[0], AMR: []string{AMRPassword}}
+}
+
+// PasswordTOTP is a password and a TOTP code: aal2. TOTP never yields aal3.
+func (p Policy) PasswordTOTP() Assurance {
+	return Assurance{ACR: p.Levels[1], AMR: []string{AMRPassword, AMROTP, AMRMFA}}
+}

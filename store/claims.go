@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+type claimDoc struct {
+	ID        string    `bson:"_id"`
+	At        time.Time `bson:"at"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// Claims is a set of single-use keys in one collection; it implements
+// mfa.Claims.
+type Claims struct {
+	db   *DB
+	coll *mongo.Collection
+}
+
+// Steps holds accepted TOTP time steps.
+func (db *DB) Steps() *Claims { return &Claims{db: db, coll: db.db.Collection(colSteps)} }
+
+// UsedTokens holds the jti of every consumed mfa_pending token.
+func (db *DB) UsedTokens() *Claims { return &Claims{db: db, coll: db.db.Collection(colUsed)} }
+
+// Claim inserts id; a duplicate key is mfa.ErrUsed.
+func (c *Claims) Claim(ctx context.Context, id string, expires time.Time) error {
+	_, err := c.coll.InsertOne(ctx, claimDoc{ID: id, At: c.db.now().UTC(), ExpiresAt: expires.UTC()})
+	if isDuplicate(err) {
+		return mfa.ErrUsed
+	}
+	if err != nil {
+		return fmt.Errorf("store: claim %s: %w", c.coll.Name(), err)
+	}
+	return nil
+}
+
+// ClaimTime returns when id was claimed, or mfa.ErrNotFound.
+func (c *Claims) ClaimTime(ctx context.Context, id string) (time.Time, error) {
+	var doc claimDoc
+	err := c.coll.FindOne(ctx, bson.M{"_id": id}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return time.Time{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: find claim in %s: %w", c.coll.Name(), err)
+	}
+	return doc.At, nil
+}
+
+// AnyClaimed reports whether any of ids is claimed.
+func (c *Claims) AnyClaimed(ctx context.Context, ids ...string) (bool, error) {
+	filter := bson.M{"_id": ids[0]}
+	if len(ids) > 1 {
+		filter = bson.M{"_id": bson.M{"$in": ids}}
+	}
+	err := c.coll.FindOne(ctx, filter).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: find claims in %s: %w", c.coll.Name(), err)
+	}
+	return true, nil
+}

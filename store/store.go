@@ -1,0 +1,229 @@
+// Package store persists stepup's state in MongoDB (or the embedded
+// MongoDB-compatible server) through the official v2 driver. It implements
+// the interfaces that mfa and tokens declare, encrypts secrets at rest, and
+// translates driver errors into their sentinels here and only here.
+//
+// Every write that must not happen twice is an insert under a unique _id,
+// the one operation that is race-safe on FerretDB as on MongoDB; every hot
+// lookup is by _id. See DESIGN.md, "Storage".
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection names.
+const (
+	colUsers     = "users"
+	colUsernames = "usernames"
+	colSteps     = "totp_steps"
+	colUsed      = "used_tokens"
+	colAttempts  = "attempts"
+	colBudgets   = "budgets"
+	colKeys      = "keys"
+	colSessions  = "sessions"
+	colRefresh   = "refresh_tokens"
+	colRotations = "rotations"
+)
+
+// expiring lists the collections whose documents carry expires_at and are
+// deleted after it, by a TTL index or by the sweeper.
+var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations}
+
+// Config is what Open needs.
+type Config struct {
+	URI       string // mongodb://…; the database is the URI's path, default "stepup"
+	Database  string // overrides the URI's database
+	MasterKey []byte // 32 bytes, AES-256-GCM key for secrets at rest
+	Logger    *slog.Logger
+	Monitor   *event.CommandMonitor // optional, counts round trips in tests and benchmarks
+	Now       func() time.Time
+}
+
+// DB is an open database.
+type DB struct {
+	client *mongo.Client
+	db     *mongo.Database
+	seal   *sealer
+	log    *slog.Logger
+	now    func() time.Time
+
+	// ttl is false when the server lacks TTL indexes (FerretDB); then
+	// Sweep deletes expired documents.
+	ttl bool
+
+	stopSweep context.CancelFunc
+	sweepDone sync.WaitGroup
+}
+
+// Open connects, checks the server answers, and creates the indexes.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	seal, err := newSealer(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	name := cfg.Database
+	if name == "" {
+		name = databaseFromURI(cfg.URI)
+	}
+	opts := options.Client().ApplyURI(cfg.URI).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetTimeout(10 * time.Second).
+		SetBSONOptions(&options.BSONOptions{UseLocalTimeZone: false})
+	if cfg.Monitor != nil {
+		opts.SetMonitor(cfg.Monitor)
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	db := &DB{client: client, db: client.Database(name), seal: seal, log: cfg.Logger, now: cfg.Now}
+	if err := db.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	if err := db.createIndexes(ctx); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	return db, nil
+}
+
+// Ping checks the server answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.client.Ping(ctx, nil); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Close stops the sweeper and disconnects.
+func (db *DB) Close(ctx context.Context) error {
+	if db.stopSweep != nil {
+		db.stopSweep()
+		db.sweepDone.Wait()
+	}
+	if err := db.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("store: disconnect: %w", err)
+	}
+	return nil
+}
+
+// createIndexes declares a TTL index on expires_at for every expiring
+// collection. Every other lookup is by _id. FerretDB answers TTL indexes
+// with NotImplemented; then a plain index is created and the sweeper runs.
+func (db *DB) createIndexes(ctx context.Context) error {
+	db.ttl = true
+	for _, name := range expiring {
+		ttl := mongo.IndexModel{
+			Keys:    bson.D{{Key: "expires_at", Value: 1}},
+			Options: options.Index().SetExpireAfterSeconds(0).SetName("expires_at_ttl"),
+		}
+		_, err := db.db.Collection(name).Indexes().CreateOne(ctx, ttl)
+		if err == nil {
+			continue
+		}
+		if !isNotImplemented(err) {
+			return fmt.Errorf("store: create TTL index on %s: %w", name, err)
+		}
+		db.ttl = false
+		plain := mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}
+		if _, err := db.db.Collection(name).Indexes().CreateOne(ctx, plain); err != nil && !isNotImplemented(err) {
+			return fmt.Errorf("store: create index on %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// TTL reports whether the server deletes expired documents itself.
+func (db *DB) TTL() bool { return db.ttl }
+
+// StartSweeper deletes expired documents every interval when the server has
+// no TTL indexes. It is a no-op on MongoDB.
+func (db *DB) StartSweeper(every time.Duration) {
+	if db.ttl || db.stopSweep != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	db.stopSweep = cancel
+	db.sweepDone.Add(1)
+	go func() {
+		defer db.sweepDone.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if n, err := db.Sweep(ctx); err != nil && ctx.Err() == nil {
+					db.log.Warn("sweep expired documents", "err", err)
+				} else if n > 0 {
+					db.log.Debug("swept expired documents", "count", n)
+				}
+			}
+		}
+	}()
+}
+
+// Sweep deletes documents whose expires_at has passed and returns how many.
+func (db *DB) Sweep(ctx context.Context) (int64, error) {
+	var total int64
+	now := db.now()
+	for _, name := range expiring {
+		res, err := db.db.Collection(name).DeleteMany(ctx, bson.M{"expires_at": bson.M{"$lt": now}})
+		if err != nil {
+			return total, fmt.Errorf("store: sweep %s: %w", name, err)
+		}
+		total += res.DeletedCount
+	}
+	return total, nil
+}
+
+// Drop deletes the whole database. Tests use it.
+func (db *DB) Drop(ctx context.Context) error {
+	return db.db.Drop(ctx)
+}
+
+func databaseFromURI(uri string) string {
+	u, err := url.Parse(uri)
+	if err == nil {
+		if name := strings.Trim(u.Path, "/"); name != "" {
+			return name
+		}
+	}
+	return "stepup"
+}
+
+func isNotImplemented(err error) bool {
+	var ce mongo.CommandError
+	if errors.As(err, &ce) {
+		return ce.Code == 238 || ce.Name == "NotImplemented"
+	}
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(238)
+}
+
+// isDuplicate reports a unique-key violation. FerretDB reports a duplicate
+// caused by $set with code 1, not 11000; inserts use 11000 everywhere.
+func isDuplicate(err error) bool {
+	return mongo.IsDuplicateKeyError(err)
+}
