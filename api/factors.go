@@ -1,0 +1,250 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/boombuler/barcode/qr"
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+const (
+	maxFactors       = 20
+	maxNameLen       = 64
+	enrollmentWindow = 15 * time.Minute // an unconfirmed factor is dropped after this
+)
+
+type factorView struct {
+	ID         string     `json:"id"`
+	Kind       mfa.Kind   `json:"kind"`
+	Name       string     `json:"name"`
+	Confirmed  bool       `json:"confirmed"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+func viewFactor(f *mfa.Factor) factorView {
+	v := factorView{ID: f.ID, Kind: f.Kind, Name: f.Name, Confirmed: f.Confirmed, CreatedAt: f.CreatedAt.UTC()}
+	if !f.LastUsedAt.IsZero() {
+		t := f.LastUsedAt.UTC()
+		v.LastUsedAt = &t
+	}
+	return v
+}
+
+// listFactors is GET /v1/me/factors. Secrets are never shown.
+func (s *Server) listFactors(c *gin.Context) {
+	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	out := make([]factorView, 0, len(u.Factors))
+	for i := range u.Factors {
+		out = append(out, viewFactor(&u.Factors[i]))
+	}
+	writeJSON(c, http.StatusOK, gin.H{"factors": out})
+}
+
+type enrollRequest struct {
+	Name string `json:"name"`
+}
+
+type totpEnrollment struct {
+	factorView
+	Secret string `json:"secret"`
+	URI    string `json:"otpauth_uri"`
+	QR     string `json:"qr_png"`
+}
+
+// enrollTOTP starts a TOTP enrollment: POST /v1/me/factors/totp. The
+// factor counts only once confirmed. A user who has a confirmed factor
+// already needs a fresh aal2 session to add one, so a stolen password alone
+// cannot add the thief's authenticator.
+func (s *Server) enrollTOTP(c *gin.Context) {
+	var req enrollRequest
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
+	}
+	name, err := factorName(req.Name, "Authenticator app")
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	ac := accessClaims(c)
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, ac.Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.mayEnroll(ac, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	enr, err := s.TOTP.Generate(u.Username)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	png, err := qrPNG(enr.URI)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	now := s.Now()
+	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret}
+	u.Factors = append(pruneUnconfirmed(u.Factors, now), f)
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	c.Header("Location", "/v1/me/factors/"+f.ID)
+	writeJSON(c, http.StatusCreated, totpEnrollment{factorView: viewFactor(&f), Secret: enr.Base32, URI: enr.URI,
+		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)})
+}
+
+// mayEnroll applies the enrollment policy: the first factor needs any
+// session; another needs aal2 or better within FreshAuth (RFC 9470
+// challenge otherwise). A user has at most maxFactors factors.
+func (s *Server) mayEnroll(ac tokens.AccessClaims, u *mfa.User) error {
+	if len(pruneUnconfirmed(u.Factors, s.Now())) >= maxFactors {
+		return problem(http.StatusConflict, "conflict", "too many factors; remove one first")
+	}
+	if len(u.Confirmed("")) == 0 {
+		return nil
+	}
+	want := s.Policy.Levels[1]
+	if !s.fresh(ac, want, s.cfg.FreshAuth) {
+		return insufficient(want, int(s.cfg.FreshAuth/time.Second))
+	}
+	return nil
+}
+
+// confirmTOTP activates a TOTP factor with a code from the app:
+// POST /v1/me/factors/totp/{id}/confirm. The code's time step is claimed,
+// so the confirming code cannot be used again to sign in.
+func (s *Server) confirmTOTP(c *gin.Context) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.TOTP.CheckFormat(req.Code); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	ac := accessClaims(c)
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, ac.Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	f := u.Factor(c.Param("id"))
+	if f == nil || f.Kind != mfa.KindTOTP || (!f.Confirmed && s.Now().Sub(f.CreatedAt) > enrollmentWindow) {
+		_ = c.Error(mfa.ErrNotEnrolled)
+		return
+	}
+	if f.Confirmed {
+		_ = c.Error(mfa.ErrAlreadyConfirmed)
+		return
+	}
+	if _, err := s.EnrollBudget.Take(ctx, "enroll|"+f.ID); err != nil {
+		s.throttled(err)
+		_ = c.Error(err)
+		return
+	}
+	if _, err := s.TOTP.Verify(ctx, f, req.Code); err != nil {
+		s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
+		_ = c.Error(err)
+		return
+	}
+	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
+	f.Confirmed = true
+	f.LastUsedAt = s.Now()
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusOK, viewFactor(f))
+}
+
+// pruneUnconfirmed drops enrollments never confirmed within the window.
+func pruneUnconfirmed(fs []mfa.Factor, now time.Time) []mfa.Factor {
+	out := fs[:0:0]
+	for _, f := range fs {
+		if f.Confirmed || now.Sub(f.CreatedAt) <= enrollmentWindow {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// factorName trims and checks a display name; empty gives def.
+func factorName(s, def string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return def, nil
+	}
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNameLen {
+		return "", badRequest("name must be at most 64 characters")
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return "", badRequest("name must not contain control characters")
+		}
+	}
+	return s, nil
+}
+
+// qrPNG draws the otpauth URI as a QR code with the four-module quiet zone
+// ISO/IEC 18004 asks for, so phone cameras find it on any background.
+func qrPNG(uri string) ([]byte, error) {
+	code, err := qr.Encode(uri, qr.M, qr.Auto)
+	if err != nil {
+		return nil, err
+	}
+	const scale, quiet = 6, 4
+	n := code.Bounds().Dx()
+	size := (n + 2*quiet) * scale
+	img := image.NewGray(image.Rect(0, 0, size, size))
+	for i := range img.Pix {
+		img.Pix[i] = 0xff
+	}
+	for y := range n {
+		for x := range n {
+			if code.At(x, y) != color.White && isDark(code.At(x, y)) {
+				for dy := range scale {
+					for dx := range scale {
+						img.SetGray((x+quiet)*scale+dx, (y+quiet)*scale+dy, color.Gray{})
+					}
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func isDark(c color.Color) bool {
+	r, _, _, _ := c.RGBA()
+	return r < 0x8000
+}

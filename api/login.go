@@ -1,0 +1,161 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+// tokenResponse is the answer of every completed authentication.
+type tokenResponse struct {
+	Status       string   `json:"status"`
+	TokenType    string   `json:"token_type"`
+	AccessToken  string   `json:"access_token"`
+	ExpiresIn    int      `json:"expires_in"`
+	RefreshToken string   `json:"refresh_token"`
+	ACR          string   `json:"acr"`
+	AMR          []string `json:"amr"`
+}
+
+type mfaRequired struct {
+	Status    string   `json:"status"`
+	MFAToken  string   `json:"mfa_token"`
+	ExpiresIn int      `json:"expires_in"`
+	Factors   []string `json:"factors"`
+}
+
+// noUser is a user id no user has: reading it costs the unknown-user path
+// the same store round trip as a known user's.
+const noUser = "\x00none"
+
+// login is the password step: POST /v1/login. Unknown user and wrong
+// password give the identical answer after the same work: a budget slot for
+// the name, two reads, one argon2id hash.
+func (s *Server) login(c *gin.Context) {
+	var req credentials
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	name, err := mfa.CanonicalUsername(req.Username)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if len(req.Password) > 4*mfa.MaxPasswordLen {
+		_ = c.Error(mfa.ErrInvalidPassword)
+		return
+	}
+	pw, _ := mfa.NormalizePassword(req.Password) // a wrong-length password simply fails to match
+	ctx := c.Request.Context()
+
+	attempt, err := s.LoginBudget.Take(ctx, "pwd|"+name)
+	if err != nil {
+		s.throttled(err)
+		_ = c.Error(err)
+		return
+	}
+	u, err := s.Users.UserByName(ctx, name)
+	phc := ""
+	switch {
+	case err == nil:
+		phc = u.PasswordHash
+	case errors.Is(err, mfa.ErrNotFound):
+		_, _ = s.Users.User(ctx, noUser)
+	default:
+		_ = c.Error(err)
+		return
+	}
+	rehash, err := s.Password.Verify(ctx, phc, pw)
+	if err != nil {
+		if errors.Is(err, mfa.ErrBadCredentials) {
+			s.m.verifies.WithLabelValues("pwd", "failure").Inc()
+		}
+		_ = c.Error(err)
+		return
+	}
+	s.m.verifies.WithLabelValues("pwd", "success").Inc()
+	if err := s.LoginBudget.Succeed(ctx, attempt); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if rehash {
+		s.upgradeHash(context.WithoutCancel(ctx), u, pw)
+	}
+
+	factors := offeredFactors(u)
+	if len(factors) == 0 && !s.cfg.RequireMFA {
+		s.complete(c, u.ID, s.Now(), s.Policy.PasswordOnly(), http.StatusOK)
+		return
+	}
+	tok, claims, err := s.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: []string{mfa.AMRPassword}})
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if factors == nil {
+		factors = []string{}
+	}
+	writeJSON(c, http.StatusOK, mfaRequired{Status: "mfa_required", MFAToken: tok,
+		ExpiresIn: ttl(claims.Expiry, s.Now()), Factors: factors})
+}
+
+// offeredFactors lists the kinds of confirmed factor a user can answer with.
+func offeredFactors(u *mfa.User) []string {
+	var out []string
+	if len(u.Confirmed(mfa.KindTOTP)) > 0 {
+		out = append(out, string(mfa.KindTOTP))
+	}
+	if len(u.Confirmed(mfa.KindWebAuthn)) > 0 {
+		out = append(out, string(mfa.KindWebAuthn))
+	}
+	return out
+}
+
+// upgradeHash re-hashes a password whose stored cost parameters are out of
+// date. Failure leaves the old, still valid hash.
+func (s *Server) upgradeHash(ctx context.Context, u *mfa.User, pw string) {
+	hash, err := s.Password.Hash(ctx, pw)
+	if err != nil {
+		return
+	}
+	u.PasswordHash = hash
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		s.log.Debug("password hash upgrade skipped", "user", u.ID, "err", err)
+	}
+}
+
+// complete starts a session for a finished authentication and answers with
+// the token response.
+func (s *Server) complete(c *gin.Context, userID string, authTime time.Time, a mfa.Assurance, status int) {
+	sess, refresh, err := s.Sessions.Start(c.Request.Context(), userID, authTime, a.ACR, a.AMR)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	s.respondTokens(c, sess, refresh, status)
+}
+
+func (s *Server) respondTokens(c *gin.Context, sess *tokens.Session, refresh string, status int) {
+	access, claims, err := s.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	s.m.issued.WithLabelValues("access", "issued").Inc()
+	writeJSON(c, status, tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: access,
+		ExpiresIn: ttl(claims.Expiry, s.Now()), RefreshToken: refresh, ACR: sess.ACR, AMR: sess.AMR})
+}
+
+func (s *Server) throttled(err error) {
+	var th *mfa.ThrottledError
+	if errors.As(err, &th) {
+		s.m.lockouts.Inc()
+	}
+}

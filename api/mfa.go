@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+// verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
+//
+// Order matters: the code's format is checked before anything is spent;
+// then a slot of the token's budget and one of the account's are claimed
+// (so a burst evaluates exactly as many guesses as there are slots); then
+// the code is checked and its time step claimed; last the mfa_token is
+// consumed with a unique insert, so of two racing winners only one gets
+// tokens.
+func (s *Server) verifyTOTP(c *gin.Context) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.TOTP.CheckFormat(req.Code); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	pc := pendingClaims(c)
+	ctx := c.Request.Context()
+	acct, u, err := s.spendAttempt(ctx, pc)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	var matched *mfa.Factor
+	for _, f := range u.Confirmed(mfa.KindTOTP) {
+		if _, err := s.TOTP.Verify(ctx, &f, req.Code); err == nil {
+			matched = u.Factor(f.ID)
+			break
+		} else if !errors.Is(err, mfa.ErrBadCode) {
+			_ = c.Error(err)
+			return
+		}
+	}
+	if matched == nil {
+		s.m.verifies.WithLabelValues("totp", "failure").Inc()
+		_ = c.Error(mfa.ErrBadCode)
+		return
+	}
+	s.m.verifies.WithLabelValues("totp", "success").Inc()
+	s.finishSecondFactor(c, pc, acct, u, matched, s.Policy.PasswordTOTP())
+}
+
+// spendAttempt claims a slot of the mfa_token's budget (a spent token is
+// dead) and one of the account's (backoff, then lock), and loads the user.
+func (s *Server) spendAttempt(ctx context.Context, pc tokens.PendingClaims) (mfa.Attempt, *mfa.User, error) {
+	if _, err := s.TokenBudget.Take(ctx, "tok|"+pc.ID); err != nil {
+		var th *mfa.ThrottledError
+		if errors.As(err, &th) {
+			return mfa.Attempt{}, nil, invalidToken("the mfa_token has no attempts left", nil)
+		}
+		return mfa.Attempt{}, nil, err
+	}
+	acct, err := s.AccountBudget.Take(ctx, "mfa|"+pc.Subject)
+	if err != nil {
+		s.throttled(err)
+		return mfa.Attempt{}, nil, err
+	}
+	u, err := s.Users.User(ctx, pc.Subject)
+	if errors.Is(err, mfa.ErrNotFound) {
+		return mfa.Attempt{}, nil, invalidToken("the mfa_token's user is gone", nil)
+	}
+	return acct, u, err
+}
+
+// finishSecondFactor consumes the mfa_token, resets the account budget,
+// records the factor's use and issues tokens.
+func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acct mfa.Attempt, u *mfa.User, f *mfa.Factor, a mfa.Assurance) {
+	ctx := c.Request.Context()
+	if err := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute)); err != nil {
+		if errors.Is(err, mfa.ErrUsed) {
+			_ = c.Error(invalidToken("the mfa_token has been used", nil))
+			return
+		}
+		_ = c.Error(err)
+		return
+	}
+	if err := s.AccountBudget.Succeed(ctx, acct); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	now := s.Now()
+	f.LastUsedAt = now
+	if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
+		// Last-used is informational; a concurrent change wins.
+		s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
+	}
+	s.complete(c, u.ID, now, a, http.StatusOK)
+}

@@ -1,0 +1,219 @@
+// Package api is stepup's HTTP interface: Gin handlers, middleware and the
+// RFC 9457 error rendering. It composes mfa (verify a factor) and tokens
+// (issue a token); it receives every dependency from cmd and imports neither
+// store nor configuration. Nothing imports api.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+// Config holds the HTTP-facing settings.
+type Config struct {
+	Issuer      string   // iss and base URL
+	MFAAudience string   // aud of mfa_pending tokens
+	Audiences   []string // aud of access tokens; the first is this API's own
+	SignupOpen  bool
+	CORSOrigins []string
+	// FreshAuth is how recent auth_time must be for sensitive changes
+	// (enrolling another factor while one exists).
+	FreshAuth time.Duration
+	// RequireMFA refuses password-only sign-in for users without factors
+	// (they still get a token to enroll one, at aal1). False by default.
+	RequireMFA bool
+}
+
+// Deps are the domain services the handlers compose.
+type Deps struct {
+	Users         mfa.UserStore
+	Password      *mfa.Password
+	TOTP          *mfa.TOTP
+	UsedTokens    mfa.Claims  // consumed mfa_pending jti
+	TokenBudget   *mfa.Budget // per mfa_token
+	AccountBudget *mfa.Budget // per account, second factors
+	LoginBudget   *mfa.Budget // per username, passwords
+	EnrollBudget  *mfa.Budget // per factor being confirmed
+	Policy        mfa.Policy
+	Sessions      *tokens.Sessions
+	Issuer        *tokens.Issuer
+	Verifier      *tokens.Verifier
+	Keys          *tokens.KeySet
+	Ready         func(context.Context) error
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
+	Now           func() time.Time
+	Rand          func(n int) string // random base64url string of n bytes
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	Deps
+	cfg    Config
+	log    *slog.Logger
+	engine *gin.Engine
+	m      *metrics
+}
+
+// NewServer builds the Gin engine with middleware and every route.
+func NewServer(cfg Config, d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = randomID
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	if cfg.FreshAuth == 0 {
+		cfg.FreshAuth = 10 * time.Minute
+	}
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{Deps: d, cfg: cfg, log: d.Logger, engine: gin.New(), m: newMetrics(d.Registry)}
+	e := s.engine
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors)
+	e.NoRoute(func(c *gin.Context) { _ = c.Error(problem(http.StatusNotFound, "not_found", "no such endpoint")) })
+	e.NoMethod(func(c *gin.Context) {
+		_ = c.Error(problem(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"))
+	})
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	e.GET("/.well-known/jwks.json", s.jwks)
+	e.GET("/.well-known/oauth-authorization-server", s.metadata)
+
+	v1 := e.Group("/v1")
+	v1.POST("/users", s.signup)
+	v1.POST("/login", s.login)
+	v1.POST("/token/refresh", s.refresh)
+
+	pending := v1.Group("/mfa", s.requirePending)
+	pending.POST("/totp/verify", s.verifyTOTP)
+
+	me := v1.Group("/me", s.requireAccess)
+	me.GET("", s.me)
+	me.GET("/factors", s.listFactors)
+	me.POST("/factors/totp", s.enrollTOTP)
+	me.POST("/factors/totp/:id/confirm", s.confirmTOTP)
+	return s
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// Routes lists method and path of every route, for the contract test.
+func (s *Server) Routes() [][2]string {
+	var out [][2]string
+	for _, r := range s.engine.Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+const ctxRequestID = "request_id"
+
+func (s *Server) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 64 || !printableASCII(id) {
+		id = randomID(12)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e || s[i] == '"' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic", "request_id", requestID(c), "panic", r)
+			if !c.Writer.Written() {
+				writeProblem(c, problem(http.StatusInternalServerError, "internal_error", "an internal error occurred"))
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	c.Next()
+}
+
+// cors answers only the exact origins configured; credentials are never
+// allowed with a wildcard (there is no wildcard).
+func (s *Server) cors(c *gin.Context) {
+	origin := c.GetHeader("Origin")
+	if origin == "" || !slices.Contains(s.cfg.CORSOrigins, origin) {
+		c.Next()
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id")
+	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+		h.Set("Access-Control-Max-Age", "600")
+		c.AbortWithStatus(http.StatusNoContent)
+		return
+	}
+	c.Next()
+}
+
+func (s *Server) healthz(c *gin.Context) { writeJSON(c, http.StatusOK, gin.H{"status": "ok"}) }
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Ready(ctx); err != nil {
+		p := problem(http.StatusServiceUnavailable, "unavailable", "the store is unreachable")
+		p.Err = err
+		_ = c.Error(p)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"status": "ready"})
+}
+
+// ttl is a token lifetime in whole seconds for expires_in.
+func ttl(exp, now time.Time) int { return int(exp.Sub(now).Round(time.Second) / time.Second) }

@@ -1,0 +1,40 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// refresh rotates a refresh token: POST /v1/token/refresh. The new access
+// token keeps the session's auth_time, acr and amr; refresh never raises
+// them. A rotated token presented again revokes the whole session.
+func (s *Server) refresh(c *gin.Context) {
+	var req refreshRequest
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if req.RefreshToken == "" || len(req.RefreshToken) > 256 {
+		_ = c.Error(badRequest("refresh_token is required"))
+		return
+	}
+	sess, next, err := s.Sessions.Rotate(c.Request.Context(), req.RefreshToken)
+	if err != nil {
+		if errors.Is(err, tokens.ErrRefreshReused) {
+			s.m.issued.WithLabelValues("refresh", "reuse_detected").Inc()
+			s.log.Warn("refresh token reuse; session revoked", "request_id", requestID(c))
+		}
+		_ = c.Error(err)
+		return
+	}
+	s.m.issued.WithLabelValues("refresh", "rotated").Inc()
+	s.respondTokens(c, sess, next, http.StatusOK)
+}

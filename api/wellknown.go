@@ -1,0 +1,34 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+// jwks is GET /.well-known/jwks.json: public members only (RFC 7517).
+func (s *Server) jwks(c *gin.Context) {
+	c.Header("Cache-Control", "public, max-age=300")
+	c.Data(http.StatusOK, "application/jwk-set+json", s.Keys.JWKS())
+}
+
+// metadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+func (s *Server) metadata(c *gin.Context) {
+	iss := s.cfg.Issuer
+	c.Header("Cache-Control", "public, max-age=300")
+	c.JSON(http.StatusOK, gin.H{
+		"issuer":                                iss,
+		"jwks_uri":                              iss + "/.well-known/jwks.json",
+		"token_endpoint":                        iss + "/v1/token/refresh",
+		"grant_types_supported":                 []string{"refresh_token"},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"response_types_supported":              []string{},
+		"acr_values_supported":                  s.Policy.Levels[:],
+		"authorization_response_iss_parameter_supported": false,
+		"stepup_login_endpoint":                          iss + "/v1/login",
+		"stepup_mfa_endpoints": gin.H{
+			"totp": iss + "/v1/mfa/totp/verify",
+		},
+		"stepup_mfa_audience": s.cfg.MFAAudience,
+	})
+}

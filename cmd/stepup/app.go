@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/stepup-auth/stepup/api"
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/store"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+var randRead = rand.Read
+
+// App is the running service: store, keys and HTTP server wired together.
+type App struct {
+	Config Config
+	Logger *slog.Logger
+	// Now overrides the clock (tests).
+	Now func() time.Time
+
+	embedded *store.Embedded
+	db       *store.DB
+	keys     *tokens.KeySet
+	server   *api.Server
+	http     *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	served   chan error
+}
+
+// Open starts everything and begins serving; it returns once the listener
+// is bound.
+func (a *App) Open(ctx context.Context) error {
+	if a.Logger == nil {
+		a.Logger = slog.Default()
+	}
+	if a.Now == nil {
+		a.Now = time.Now
+	}
+	c := a.Config
+	log := a.Logger
+	uri := c.MongoURI
+	if uri == "" {
+		if !store.EmbeddedAvailable {
+			return errors.New("STEPUP_MONGODB_URI: required, this binary was built without the embedded store")
+		}
+		if c.MasterKey == nil {
+			key, created, err := masterKeyFile(c.DataDir)
+			if err != nil {
+				return fmt.Errorf("STEPUP_DATA_DIR: master key: %w", err)
+			}
+			if created {
+				log.Info("generated a master key", "file", c.DataDir+"/master.key",
+					"note", "keep it: it decrypts the TOTP seeds and signing keys; set STEPUP_MASTER_KEY to supply your own")
+			}
+			a.Config.MasterKey, c.MasterKey = key, key
+		}
+		quiet := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+		e, err := store.StartEmbedded(c.DataDir, "127.0.0.1:0", quiet)
+		if err != nil {
+			return fmt.Errorf("STEPUP_DATA_DIR: %w", err)
+		}
+		a.embedded, uri = e, e.URI()
+		log.Info("started the embedded MongoDB-compatible store (FerretDB, SQLite) for development and single-node use",
+			"data_dir", c.DataDir, "uri", uri,
+			"production", "set STEPUP_MONGODB_URI to a MongoDB replica set and STEPUP_MASTER_KEY to share state across instances")
+	}
+	db, err := store.Open(ctx, store.Config{URI: uri, Database: c.Database, MasterKey: c.MasterKey, Logger: log, Now: a.Now})
+	if err != nil {
+		a.closeStore()
+		return fmt.Errorf("STEPUP_MONGODB_URI: %w", err)
+	}
+	a.db = db
+	if !db.TTL() {
+		db.StartSweeper(time.Minute)
+	}
+
+	a.keys = tokens.NewKeySet(db.Keys(), tokens.KeySetOptions{Alg: c.SigningAlg, Now: a.Now,
+		OnError: func(err error) { log.Warn("signing key refresh failed", "err", err) }})
+	if err := a.keys.Refresh(ctx); err != nil {
+		a.closeStore()
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	signing, _ := a.keys.Signing()
+	log.Info("signing key ready", "kid", signing.ID, "alg", signing.Alg)
+
+	mfaAud := c.Issuer + "/v1/mfa"
+	issuer := tokens.NewIssuer(a.keys, tokens.IssuerConfig{Issuer: c.Issuer, Audiences: c.Audiences, ClientID: "stepup",
+		AccessTTL: c.AccessTTL, MFAAudience: mfaAud, Now: a.Now})
+	verifier := tokens.NewVerifier(a.keys, tokens.VerifierConfig{Issuer: c.Issuer, Audiences: c.Audiences, Now: a.Now})
+	sessions := tokens.NewSessions(db.Sessions())
+	sessions.Now = a.Now
+	budgets := db.Budgets()
+	budget := func(free, limit int, hinted bool) *mfa.Budget {
+		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
+			Keep: 30 * 24 * time.Hour, Hinted: hinted, Now: a.Now}
+	}
+	totp := mfa.NewTOTP(issuerName(c.Issuer), db.Steps())
+	totp.Now = a.Now
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	tokenBudget := budget(5, 5, false)
+	tokenBudget.Keep = 10 * time.Minute
+	a.server = api.NewServer(api.Config{
+		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
+		CORSOrigins: c.CORSOrigins, RequireMFA: c.RequireMFA,
+	}, api.Deps{
+		Users:         db,
+		Password:      mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
+		TOTP:          totp,
+		UsedTokens:    db.UsedTokens(),
+		TokenBudget:   tokenBudget,
+		AccountBudget: budget(5, mfa.NISTMaxFailures, true),
+		LoginBudget:   budget(10, mfa.NISTMaxFailures, true),
+		EnrollBudget:  budget(5, 10, true),
+		Policy:        mfa.DefaultPolicy,
+		Sessions:      sessions,
+		Issuer:        issuer,
+		Verifier:      verifier,
+		Keys:          a.keys,
+		Ready:         db.Ping,
+		Logger:        log,
+		Registry:      reg,
+		Now:           a.Now,
+	})
+
+	bg, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go a.keys.Run(bg, time.Minute)
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		a.Close(context.Background())
+		return fmt.Errorf("STEPUP_ADDR: %w", err)
+	}
+	a.ln = ln
+	a.http = &http.Server{
+		Handler:           a.server,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.http.Serve(ln) }()
+	log.Info("stepup is listening", "addr", ln.Addr().String(), "issuer", c.Issuer,
+		"signup", map[bool]string{true: "open", false: "closed"}[c.SignupOpen])
+	return nil
+}
+
+// Addr is the bound listen address.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Server is the HTTP handler (tests list its routes).
+func (a *App) Server() *api.Server { return a.server }
+
+// DB is the open store (tests use it to inspect state).
+func (a *App) DB() *store.DB { return a.db }
+
+// Close drains in-flight requests, then stops the store: clients are
+// disconnected before the embedded server stops.
+func (a *App) Close(ctx context.Context) error {
+	var err error
+	if a.http != nil {
+		err = a.http.Shutdown(ctx)
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.closeStore()
+	return err
+}
+
+func (a *App) closeStore() {
+	if a.db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = a.db.Close(ctx)
+		cancel()
+		a.db = nil
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+		a.embedded = nil
+	}
+}

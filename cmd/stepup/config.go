@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is every setting, from the environment with flags mirroring it.
+type Config struct {
+	Addr        string
+	Issuer      string
+	MongoURI    string
+	Database    string // overrides the URI's database (tests)
+	DataDir     string
+	MasterKey   []byte
+	Audiences   []string
+	RPID        string
+	RPOrigins   []string
+	CORSOrigins []string
+	SignupOpen  bool
+	SigningAlg  string
+	AccessTTL   time.Duration
+	LogLevel    string
+	RequireMFA  bool
+}
+
+// setting is one configuration variable and its flag.
+type setting struct {
+	env, flag, def, usage string
+}
+
+var settings = []setting{
+	{"STEPUP_ADDR", "addr", ":8080", "listen address"},
+	{"STEPUP_ISSUER", "issuer", "http://localhost:8080", "iss of every token and base URL of the metadata"},
+	{"STEPUP_MONGODB_URI", "mongodb-uri", "", "MongoDB connection string; unset starts the embedded store"},
+	{"STEPUP_DATA_DIR", "data-dir", "./data", "folder of the embedded store and its generated master key"},
+	{"STEPUP_MASTER_KEY", "master-key", "", "base64 32-byte key encrypting seeds and signing keys (required with a MongoDB URI)"},
+	{"STEPUP_AUDIENCES", "audiences", "stepup", "comma-separated audiences of access tokens; the first is this API's own"},
+	{"STEPUP_RP_ID", "rp-id", "localhost", "WebAuthn relying party ID"},
+	{"STEPUP_RP_ORIGINS", "rp-origins", "", "comma-separated exact WebAuthn origins (default: the issuer's origin)"},
+	{"STEPUP_CORS_ORIGINS", "cors-origins", "", "comma-separated origins of browser frontends allowed to call the API"},
+	{"STEPUP_SIGNUP", "signup", "open", "open or closed sign-up"},
+	{"STEPUP_SIGNING_ALG", "signing-alg", "ES256", "ES256 or EdDSA"},
+	{"STEPUP_ACCESS_TTL", "access-ttl", "15m", "access token lifetime (1m–1h)"},
+	{"STEPUP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"STEPUP_REQUIRE_MFA", "require-mfa", "false", "true refuses password-only sign-in to users without a second factor"},
+}
+
+// LoadConfig reads the environment, then flags (which win), and validates.
+// Each error names the variable and what it needs, in one line.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("stepup serve", flag.ContinueOnError)
+	vals := map[string]*string{}
+	for _, s := range settings {
+		def := s.def
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		vals[s.env] = fs.String(s.flag, def, s.usage+" ($"+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	get := func(env string) string { return strings.TrimSpace(*vals[env]) }
+
+	c := Config{Addr: get("STEPUP_ADDR"), MongoURI: get("STEPUP_MONGODB_URI"), DataDir: get("STEPUP_DATA_DIR"),
+		RPID: get("STEPUP_RP_ID"), LogLevel: get("STEPUP_LOG_LEVEL"), SigningAlg: get("STEPUP_SIGNING_ALG")}
+	var err error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return c, fmt.Errorf("STEPUP_ADDR: must be host:port or :port, got %q", c.Addr)
+	}
+	if c.Issuer, err = parseIssuer(get("STEPUP_ISSUER")); err != nil {
+		return c, fmt.Errorf("STEPUP_ISSUER: %w", err)
+	}
+	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		return c, errors.New("STEPUP_MONGODB_URI: must start with mongodb:// or mongodb+srv://")
+	}
+	if c.DataDir == "" {
+		return c, errors.New("STEPUP_DATA_DIR: must not be empty")
+	}
+	if mk := get("STEPUP_MASTER_KEY"); mk != "" {
+		if c.MasterKey, err = decodeKey(mk); err != nil {
+			return c, fmt.Errorf("STEPUP_MASTER_KEY: %w", err)
+		}
+	} else if c.MongoURI != "" {
+		return c, errors.New("STEPUP_MASTER_KEY: required with STEPUP_MONGODB_URI; make one with: head -c 32 /dev/urandom | base64")
+	}
+	if c.Audiences = splitList(get("STEPUP_AUDIENCES")); len(c.Audiences) == 0 {
+		return c, errors.New("STEPUP_AUDIENCES: needs at least one audience")
+	}
+	if c.RPOrigins = splitList(get("STEPUP_RP_ORIGINS")); len(c.RPOrigins) == 0 {
+		u, _ := url.Parse(c.Issuer)
+		c.RPOrigins = []string{u.Scheme + "://" + u.Host}
+	}
+	for _, o := range c.RPOrigins {
+		if err := checkOrigin(o); err != nil {
+			return c, fmt.Errorf("STEPUP_RP_ORIGINS: %q %w", o, err)
+		}
+		u, _ := url.Parse(o)
+		if h := u.Hostname(); h != c.RPID && !strings.HasSuffix(h, "."+c.RPID) {
+			return c, fmt.Errorf("STEPUP_RP_ID: %q is not the host of origin %q nor a suffix of it", c.RPID, o)
+		}
+	}
+	c.CORSOrigins = splitList(get("STEPUP_CORS_ORIGINS"))
+	for _, o := range c.CORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return c, fmt.Errorf("STEPUP_CORS_ORIGINS: %q %w", o, err)
+		}
+	}
+	switch get("STEPUP_SIGNUP") {
+	case "open":
+		c.SignupOpen = true
+	case "closed":
+	default:
+		return c, errors.New("STEPUP_SIGNUP: must be open or closed")
+	}
+	if c.SigningAlg != "ES256" && c.SigningAlg != "EdDSA" {
+		return c, errors.New("STEPUP_SIGNING_ALG: must be ES256 or EdDSA")
+	}
+	if c.AccessTTL, err = time.ParseDuration(get("STEPUP_ACCESS_TTL")); err != nil || c.AccessTTL < time.Minute || c.AccessTTL > time.Hour {
+		return c, errors.New("STEPUP_ACCESS_TTL: must be a duration from 1m to 1h, such as 15m")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return c, errors.New("STEPUP_LOG_LEVEL: must be debug, info, warn or error")
+	}
+	switch get("STEPUP_REQUIRE_MFA") {
+	case "true":
+		c.RequireMFA = true
+	case "false":
+	default:
+		return c, errors.New("STEPUP_REQUIRE_MFA: must be true or false")
+	}
+	return c, nil
+}
+
+func parseIssuer(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", errors.New("must be an absolute http(s) URL without query or fragment, such as https://auth.example.com")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return "", errors.New("must use https unless the host is localhost or a loopback address")
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return errors.New("must be an origin: scheme://host[:port]")
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return errors.New("must use https unless the host is localhost")
+	}
+	return nil
+}
+
+func isLoopback(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, strings.TrimRight(p, "/"))
+		}
+	}
+	return out
+}
+
+func decodeKey(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("must decode to 32 bytes, got %d", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("must be base64 of 32 random bytes")
+}
+
+// masterKeyFile reads the generated master key of the embedded store, or
+// creates it (mode 0600) on first start. It reports whether it created it.
+func masterKeyFile(dir string) ([]byte, bool, error) {
+	path := dir + "/master.key"
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := decodeKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, err)
+		}
+		return k, false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, false, err
+	}
+	k := make([]byte, 32)
+	if _, err := randRead(k); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+		return nil, false, err
+	}
+	return k, true, f.Sync()
+}

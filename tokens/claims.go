@@ -1,0 +1,42 @@
+package tokens
+
+import "time"
+
+// Token types carried in the JOSE "typ" header. Every endpoint accepts
+// exactly one of them.
+const (
+	TypeAccess     = "at+jwt"          // RFC 9068 §2.1
+	TypeMFAPending = "mfa-pending+jwt" // this service's own profile
+)
+
+// ScopeMFAPending is the only scope an mfa_pending token carries.
+const ScopeMFAPending = "mfa_pending"
+
+// AccessClaims is the verified content of an access token (RFC 9068 §2.2).
+type AccessClaims struct {
+	Issuer   string
+	Subject  string
+	Audience []string
+	ClientID string
+	IssuedAt time.Time
+	Expiry   time.Time
+	ID       string // jti
+	Session  string // sid
+	AuthTime time.Time
+	ACR      string
+	AMR      []string
+}
+
+// PendingClaims is the verified content of an mfa_pending token.
+type PendingClaims struct {
+	Issuer   string
+	Subject  string
+	Audience []string
+	IssuedAt time.Time
+	Expiry   time.Time
+	ID       string // jti
+	AMR      []string
+	Session  string // sid, set only when stepping up an existing session
+	ACR      string // the acr the client must reach (step-up), empty for sign-in
+	MaxAge   int64  // seconds, step-up only; 0 when absent
+}
