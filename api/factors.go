@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"image"
 	"image/color"
 	"image/png"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -247,4 +249,74 @@ func qrPNG(uri string) ([]byte, error) {
 func isDark(c color.Color) bool {
 	r, _, _, _ := c.RGBA()
 	return r < 0x8000
+}
+
+type renameRequest struct {
+	Name string `json:"name"`
+}
+
+// renameFactor is PATCH /v1/me/factors/{id}.
+func (s *Server) renameFactor(c *gin.Context) {
+	var req renameRequest
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	name, err := factorName(req.Name, "")
+	if err != nil || name == "" {
+		_ = c.Error(badRequest("name must be 1–64 characters without control characters"))
+		return
+	}
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, accessClaims(c).Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	f := u.Factor(c.Param("id"))
+	if f == nil {
+		_ = c.Error(mfa.ErrNotEnrolled)
+		return
+	}
+	f.Name = name
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusOK, viewFactor(f))
+}
+
+// removeFactor is DELETE /v1/me/factors/{id}. It needs aal2 or better
+// within FreshAuth (RFC 9470 challenge otherwise), so a lower-assurance
+// session cannot delete a credential (Keycloak can).
+func (s *Server) removeFactor(c *gin.Context) {
+	ac := accessClaims(c)
+	want := s.Policy.Levels[1]
+	if !s.fresh(ac, want, s.cfg.FreshAuth) {
+		_ = c.Error(insufficient(want, int(s.cfg.FreshAuth/time.Second)))
+		return
+	}
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, ac.Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	f := u.Factor(c.Param("id"))
+	if f == nil {
+		_ = c.Error(mfa.ErrNotEnrolled)
+		return
+	}
+	removed := *f
+	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if removed.Credential != nil {
+		if err := s.WebAuthn.Ceremonies.ReleaseCredential(context.WithoutCancel(ctx), removed.Credential.ID); err != nil {
+			s.log.Warn("credential index not released", "factor", removed.ID, "err", err)
+		}
+	}
+	c.Status(http.StatusNoContent)
 }

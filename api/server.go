@@ -41,6 +41,7 @@ type Deps struct {
 	Users         mfa.UserStore
 	Password      *mfa.Password
 	TOTP          *mfa.TOTP
+	WebAuthn      *mfa.WebAuthn
 	UsedTokens    mfa.Claims  // consumed mfa_pending jti
 	TokenBudget   *mfa.Budget // per mfa_token
 	AccountBudget *mfa.Budget // per account, second factors
@@ -97,6 +98,8 @@ func NewServer(cfg Config, d Deps) *Server {
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	e.GET("/.well-known/jwks.json", s.jwks)
 	e.GET("/.well-known/oauth-authorization-server", s.metadata)
+	e.GET("/ui/*path", s.uiHandler())
+	e.GET("/ui", func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/ui/") })
 
 	v1 := e.Group("/v1")
 	v1.POST("/users", s.signup)
@@ -105,12 +108,21 @@ func NewServer(cfg Config, d Deps) *Server {
 
 	pending := v1.Group("/mfa", s.requirePending)
 	pending.POST("/totp/verify", s.verifyTOTP)
+	pending.POST("/webauthn/options", s.webauthnOptions)
+	pending.POST("/webauthn/verify", s.webauthnVerify)
+
+	v1.POST("/passkeys/options", s.passkeyOptions)
+	v1.POST("/passkeys/verify", s.passkeyVerify)
 
 	me := v1.Group("/me", s.requireAccess)
 	me.GET("", s.me)
 	me.GET("/factors", s.listFactors)
 	me.POST("/factors/totp", s.enrollTOTP)
 	me.POST("/factors/totp/:id/confirm", s.confirmTOTP)
+	me.POST("/factors/webauthn/options", s.webauthnRegisterOptions)
+	me.POST("/factors/webauthn", s.webauthnRegister)
+	me.PATCH("/factors/:id", s.renameFactor)
+	me.DELETE("/factors/:id", s.removeFactor)
 	return s
 }
 

@@ -48,3 +48,30 @@ func (p Policy) PasswordOnly() Assurance {
 func (p Policy) PasswordTOTP() Assurance {
 	return Assurance{ACR: p.Levels[1], AMR: []string{AMRPassword, AMROTP, AMRMFA}}
 }
+
+// PasswordWebAuthn is a password and a WebAuthn assertion: a device-bound
+// credential (BE=0) reaches aal3 with hwk, a synced or syncable one aal2
+// with swk; "user" only when this assertion carried UV.
+func (p Policy) PasswordWebAuthn(a Assertion) Assurance {
+	as := p.webauthn(a)
+	as.AMR = append([]string{AMRPassword}, as.AMR...)
+	return as
+}
+
+// Passkey is a passkey alone with user verification: the same levels as
+// PasswordWebAuthn, without pwd. (Kratos caps this at aal1.)
+func (p Policy) Passkey(a Assertion) Assurance {
+	return p.webauthn(a)
+}
+
+func (p Policy) webauthn(a Assertion) Assurance {
+	key, acr := AMRHardware, p.Levels[2]
+	if a.BackupEligible {
+		key, acr = AMRSoftware, p.Levels[1]
+	}
+	amr := []string{key}
+	if a.UserVerified {
+		amr = append(amr, AMRUser)
+	}
+	return Assurance{ACR: acr, AMR: append(amr, AMRMFA)}
+}

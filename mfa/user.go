@@ -39,6 +39,8 @@ type Factor struct {
 
 	// TOTP: the shared seed (raw bytes, not base32).
 	Secret []byte
+	// WebAuthn: the credential record.
+	Credential *Credential
 }
 
 // Factor returns the user's factor with the given id, or nil.

@@ -36,11 +36,14 @@ const (
 	colSessions  = "sessions"
 	colRefresh   = "refresh_tokens"
 	colRotations = "rotations"
+	colCeremony  = "webauthn_ceremonies"
+	colFinished  = "webauthn_finished"
+	colCreds     = "webauthn_credentials"
 )
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations}
+var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations, colCeremony, colFinished}
 
 // Config is what Open needs.
 type Config struct {

@@ -29,6 +29,22 @@ type factorDoc struct {
 	CreatedAt  time.Time `bson:"created_at"`
 	LastUsedAt time.Time `bson:"last_used_at,omitempty"`
 	Secret     []byte    `bson:"secret,omitempty"` // sealed
+	Credential *credDoc  `bson:"credential,omitempty"`
+}
+
+type credDoc struct {
+	ID                []byte   `bson:"id"`
+	PublicKey         []byte   `bson:"public_key"`
+	AttestationType   string   `bson:"attestation_type,omitempty"`
+	AttestationFormat string   `bson:"attestation_format,omitempty"`
+	Transports        []string `bson:"transports,omitempty"`
+	AAGUID            []byte   `bson:"aaguid,omitempty"`
+	SignCount         int64    `bson:"sign_count"`
+	BackupEligible    bool     `bson:"be"`
+	BackupState       bool     `bson:"bs"`
+	UVInitialized     bool     `bson:"uv_initialized"`
+	Attachment        string   `bson:"attachment,omitempty"`
+	Flagged           bool     `bson:"flagged,omitempty"`
 }
 
 type usernameDoc struct {
@@ -127,6 +143,12 @@ func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
 			}
 			fd.Secret = sealed
 		}
+		if c := f.Credential; c != nil {
+			fd.Credential = &credDoc{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
+				AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: int64(c.SignCount),
+				BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
+				Attachment: c.Attachment, Flagged: c.Flagged}
+		}
 		doc.Factors = append(doc.Factors, fd)
 	}
 	return doc, nil
@@ -144,6 +166,12 @@ func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 				return nil, err
 			}
 			f.Secret = plain
+		}
+		if c := fd.Credential; c != nil {
+			f.Credential = &mfa.Credential{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
+				AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: uint32(c.SignCount),
+				BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
+				Attachment: c.Attachment, Flagged: c.Flagged}
 		}
 		u.Factors = append(u.Factors, f)
 	}

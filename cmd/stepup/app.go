@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -111,6 +113,25 @@ func (a *App) Open(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	rp, err := webauthn.New(&webauthn.Config{RPID: c.RPID, RPDisplayName: "stepup", RPOrigins: c.RPOrigins,
+		Timeouts: webauthn.TimeoutsConfig{
+			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: 5 * time.Minute, TimeoutUVD: 5 * time.Minute},
+			Registration: webauthn.TimeoutConfig{Enforce: true, Timeout: 5 * time.Minute, TimeoutUVD: 5 * time.Minute},
+		}})
+	if err != nil {
+		a.closeStore()
+		return fmt.Errorf("STEPUP_RP_ID/STEPUP_RP_ORIGINS: %w", err)
+	}
+	wa := &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Done: db.FinishedCeremonies(), Users: db,
+		UserVerification: protocol.UserVerificationRequirement(c.WebAuthnUV),
+		Attestation:      protocol.ConveyancePreference(c.Attestation), TTL: 5 * time.Minute, Now: a.Now}
+	if wa.UserVerification == "" {
+		wa.UserVerification = protocol.VerificationPreferred
+	}
+	if wa.Attestation == "" {
+		wa.Attestation = protocol.PreferNoAttestation
+	}
+
 	tokenBudget := budget(5, 5, false)
 	tokenBudget.Keep = 10 * time.Minute
 	a.server = api.NewServer(api.Config{
@@ -120,6 +141,7 @@ func (a *App) Open(ctx context.Context) error {
 		Users:         db,
 		Password:      mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
 		TOTP:          totp,
+		WebAuthn:      wa,
 		UsedTokens:    db.UsedTokens(),
 		TokenBudget:   tokenBudget,
 		AccountBudget: budget(5, mfa.NISTMaxFailures, true),

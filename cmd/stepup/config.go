@@ -29,6 +29,8 @@ type Config struct {
 	AccessTTL   time.Duration
 	LogLevel    string
 	RequireMFA  bool
+	WebAuthnUV  string // required, preferred or discouraged
+	Attestation string // none, indirect, direct or enterprise
 }
 
 // setting is one configuration variable and its flag.
@@ -50,6 +52,8 @@ var settings = []setting{
 	{"STEPUP_SIGNING_ALG", "signing-alg", "ES256", "ES256 or EdDSA"},
 	{"STEPUP_ACCESS_TTL", "access-ttl", "15m", "access token lifetime (1m–1h)"},
 	{"STEPUP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
+	{"STEPUP_WEBAUTHN_UV", "webauthn-uv", "preferred", "user verification asked of security keys at registration and as second factor: required, preferred or discouraged (passkey sign-in always requires it)"},
+	{"STEPUP_WEBAUTHN_ATTESTATION", "webauthn-attestation", "none", "attestation conveyance preference: none, indirect, direct or enterprise"},
 	{"STEPUP_REQUIRE_MFA", "require-mfa", "false", "true refuses password-only sign-in to users without a second factor"},
 }
 
@@ -134,6 +138,16 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		return c, errors.New("STEPUP_LOG_LEVEL: must be debug, info, warn or error")
+	}
+	switch c.WebAuthnUV = get("STEPUP_WEBAUTHN_UV"); c.WebAuthnUV {
+	case "required", "preferred", "discouraged":
+	default:
+		return c, errors.New("STEPUP_WEBAUTHN_UV: must be required, preferred or discouraged")
+	}
+	switch c.Attestation = get("STEPUP_WEBAUTHN_ATTESTATION"); c.Attestation {
+	case "none", "indirect", "direct", "enterprise":
+	default:
+		return c, errors.New("STEPUP_WEBAUTHN_ATTESTATION: must be none, indirect, direct or enterprise")
 	}
 	switch get("STEPUP_REQUIRE_MFA") {
 	case "true":

@@ -1,0 +1,357 @@
+package mfa
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+)
+
+// Credential is our record of a WebAuthn public key credential
+// (WebAuthn Level 3 §4 "credential record"). It is adapted to go-webauthn's
+// type only at the boundary.
+type Credential struct {
+	ID                []byte
+	PublicKey         []byte // COSE
+	AttestationType   string
+	AttestationFormat string
+	Transports        []string
+	AAGUID            []byte
+	SignCount         uint32
+	BackupEligible    bool // BE, fixed at registration
+	BackupState       bool // BS, as last seen
+	UVInitialized     bool
+	Attachment        string
+	// Flagged is set when the signature counter went backwards (a cloned
+	// authenticator, §6.1.1); a flagged credential is refused until removed.
+	Flagged bool
+}
+
+// Ceremony kinds.
+const (
+	CeremonyRegister = "register"
+	CeremonyMFA      = "mfa"     // second factor after a password
+	CeremonyPasskey  = "passkey" // usernameless sign-in
+)
+
+// Ceremony is the server side state of one WebAuthn ceremony, found again
+// by its challenge (which the client echoes inside clientDataJSON).
+type Ceremony struct {
+	Challenge string // base64url, as in clientDataJSON
+	Kind      string
+	UserID    string // register and mfa
+	Binding   string // the mfa_token jti (mfa) or the session id (register)
+	Session   []byte // go-webauthn SessionData as JSON: challenge, allowed credentials, required UV
+	ExpiresAt time.Time
+}
+
+// CeremonyStore keeps ceremonies and the global credential index. It is
+// implemented by store.
+type CeremonyStore interface {
+	// SaveCeremony inserts c.
+	SaveCeremony(ctx context.Context, c Ceremony) error
+	// Ceremony returns the ceremony with that challenge, or ErrNotFound.
+	Ceremony(ctx context.Context, challenge string) (Ceremony, error)
+	// ClaimCredential records that credential id belongs to userID. It
+	// returns ErrUsed when the id is registered to anyone already.
+	ClaimCredential(ctx context.Context, id []byte, userID string) error
+	// ReleaseCredential forgets a credential id (its factor was removed).
+	ReleaseCredential(ctx context.Context, id []byte) error
+}
+
+// Assertion says what one WebAuthn assertion proved, read from the
+// authenticator data of this ceremony, never from the stored record.
+type Assertion struct {
+	UserVerified   bool // UV
+	BackupEligible bool // BE: a synced or syncable credential
+}
+
+// WebAuthn runs registration and authentication ceremonies (W3C WebAuthn
+// Level 3 §7) with go-webauthn, keeping the state in the store. Each
+// ceremony finishes at most once: finishing claims its challenge in Done.
+type WebAuthn struct {
+	RP         *webauthn.WebAuthn
+	Ceremonies CeremonyStore
+	Done       Claims
+	Users      UserStore
+	// UserVerification is asked for in registration and second-factor
+	// ceremonies; passkey sign-in always requires it.
+	UserVerification protocol.UserVerificationRequirement
+	Attestation      protocol.ConveyancePreference
+	TTL              time.Duration // ceremony lifetime, ≤ 5 min
+	Now              func() time.Time
+}
+
+// Ceremony failures; the api answers all of them alike.
+var (
+	ErrCeremony  = errors.New("mfa: webauthn ceremony failed")
+	ErrCredTaken = errors.New("mfa: credential registered already")
+)
+
+// webUser adapts a User to go-webauthn. The user handle is the user id: random,
+// no personal data (§14.6.1).
+type webUser struct {
+	u     *User
+	creds []webauthn.Credential
+}
+
+func newWebUser(u *User) *webUser {
+	w := &webUser{u: u}
+	for _, f := range u.Confirmed(KindWebAuthn) {
+		if f.Credential != nil && !f.Credential.Flagged {
+			w.creds = append(w.creds, toLib(f.Credential))
+		}
+	}
+	return w
+}
+
+func (w *webUser) WebAuthnID() []byte                         { return []byte(w.u.ID) }
+func (w *webUser) WebAuthnName() string                       { return w.u.Username }
+func (w *webUser) WebAuthnDisplayName() string                { return w.u.Username }
+func (w *webUser) WebAuthnCredentials() []webauthn.Credential { return w.creds }
+
+func toLib(c *Credential) webauthn.Credential {
+	tr := make([]protocol.AuthenticatorTransport, len(c.Transports))
+	for i, t := range c.Transports {
+		tr[i] = protocol.AuthenticatorTransport(t)
+	}
+	return webauthn.Credential{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
+		AttestationFormat: c.AttestationFormat, Transport: tr,
+		Flags:         webauthn.CredentialFlags{UserPresent: true, UserVerified: c.UVInitialized, BackupEligible: c.BackupEligible, BackupState: c.BackupState},
+		Authenticator: webauthn.Authenticator{AAGUID: c.AAGUID, SignCount: c.SignCount, Attachment: protocol.AuthenticatorAttachment(c.Attachment)}}
+}
+
+func fromLib(c *webauthn.Credential) *Credential {
+	tr := make([]string, len(c.Transport))
+	for i, t := range c.Transport {
+		tr[i] = string(t)
+	}
+	return &Credential{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType, AttestationFormat: c.AttestationFormat,
+		Transports: tr, AAGUID: c.Authenticator.AAGUID, SignCount: c.Authenticator.SignCount,
+		BackupEligible: c.Flags.BackupEligible, BackupState: c.Flags.BackupState, UVInitialized: c.Flags.UserVerified,
+		Attachment: string(c.Authenticator.Attachment)}
+}
+
+func descriptors(u *User) []protocol.CredentialDescriptor {
+	var out []protocol.CredentialDescriptor
+	for _, f := range u.Factors {
+		if f.Kind == KindWebAuthn && f.Credential != nil {
+			c := toLib(f.Credential)
+			out = append(out, c.Descriptor())
+		}
+	}
+	return out
+}
+
+func (w *WebAuthn) save(ctx context.Context, kind, userID, binding string, s *webauthn.SessionData) error {
+	raw, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("mfa: encode ceremony: %w", err)
+	}
+	return w.Ceremonies.SaveCeremony(ctx, Ceremony{Challenge: s.Challenge, Kind: kind, UserID: userID, Binding: binding,
+		Session: raw, ExpiresAt: w.Now().Add(w.TTL)})
+}
+
+// BeginRegistration starts registering a security key or passkey for u
+// (§7.1): the options exclude u's existing credentials (step 3 of §5.1.3's
+// excludeCredentials), prefer a resident key, and ask for the configured
+// user verification and attestation. binding ties the ceremony to the
+// caller's session.
+func (w *WebAuthn) BeginRegistration(ctx context.Context, u *User, binding string) (*protocol.CredentialCreation, error) {
+	creation, sess, err := w.RP.BeginRegistration(newWebUser(u),
+		webauthn.WithExclusions(descriptors(u)),
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey:      protocol.ResidentKeyRequirementPreferred,
+			UserVerification: w.UserVerification,
+		}),
+		webauthn.WithConveyancePreference(w.Attestation),
+		webauthn.WithExtensions(webauthn.WithExtensionInputs(protocol.AuthenticationExtensions{CredProps: true})),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: begin registration: %w", err)
+	}
+	if err := w.save(ctx, CeremonyRegister, u.ID, binding, sess); err != nil {
+		return nil, err
+	}
+	return creation, nil
+}
+
+// FinishRegistration verifies a registration response (§7.1 steps 5–27)
+// for the ceremony its challenge names, which must belong to u and binding.
+// It returns the new credential, which the caller stores as a factor; the
+// credential id is claimed globally first, so an id registered to anyone
+// already gives ErrCredTaken. Any other failure is ErrCeremony.
+func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding string, body []byte) (*Credential, error) {
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: parse: %w", ErrCeremony, err)
+	}
+	sess, err := w.take(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyRegister, u.ID, binding)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := w.RP.CreateCredential(newWebUser(u), *sess, parsed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCeremony, err)
+	}
+	if flags := parsed.Response.AttestationObject.AuthData.Flags; !flags.HasBackupEligible() && flags.HasBackupState() {
+		return nil, fmt.Errorf("%w: BS set without BE", ErrCeremony)
+	}
+	if err := w.Ceremonies.ClaimCredential(ctx, cred.ID, u.ID); err != nil {
+		if errors.Is(err, ErrUsed) {
+			return nil, ErrCredTaken
+		}
+		return nil, err
+	}
+	return fromLib(cred), nil
+}
+
+// BeginLogin starts a second-factor assertion for u (§7.2), listing u's
+// usable credentials, bound to the mfa_token id.
+func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string) (*protocol.CredentialAssertion, error) {
+	wu := newWebUser(u)
+	if len(wu.creds) == 0 {
+		return nil, ErrNotEnrolled
+	}
+	assertion, sess, err := w.RP.BeginLogin(wu, webauthn.WithUserVerification(w.UserVerification))
+	if err != nil {
+		return nil, fmt.Errorf("mfa: begin login: %w", err)
+	}
+	if err := w.save(ctx, CeremonyMFA, u.ID, binding, sess); err != nil {
+		return nil, err
+	}
+	return assertion, nil
+}
+
+// FinishLogin verifies a second-factor assertion (§7.2 steps 5–25) for the
+// ceremony its challenge names, which must belong to u and binding. On
+// success the credential's counter and backup state are updated in u (the
+// caller saves u) and the factor used is returned with what this assertion
+// proved.
+func (w *WebAuthn) FinishLogin(ctx context.Context, u *User, binding string, body []byte) (*Factor, Assertion, error) {
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
+	if err != nil {
+		return nil, Assertion{}, fmt.Errorf("%w: parse: %w", ErrCeremony, err)
+	}
+	sess, err := w.take(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyMFA, u.ID, binding)
+	if err != nil {
+		return nil, Assertion{}, err
+	}
+	cred, err := w.RP.ValidateLogin(newWebUser(u), *sess, parsed)
+	if err != nil {
+		return nil, Assertion{}, fmt.Errorf("%w: %w", ErrCeremony, err)
+	}
+	return w.accept(ctx, u, cred, parsed)
+}
+
+// BeginPasskey starts a usernameless sign-in (§7.2 with an empty
+// allowCredentials): user verification is required.
+func (w *WebAuthn) BeginPasskey(ctx context.Context) (*protocol.CredentialAssertion, error) {
+	assertion, sess, err := w.RP.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return nil, fmt.Errorf("mfa: begin passkey login: %w", err)
+	}
+	if err := w.save(ctx, CeremonyPasskey, "", "", sess); err != nil {
+		return nil, err
+	}
+	return assertion, nil
+}
+
+// FinishPasskey verifies a usernameless assertion: the user is the owner of
+// the credential named by the user handle. UV is required by the stored
+// ceremony, never by the request.
+func (w *WebAuthn) FinishPasskey(ctx context.Context, body []byte) (*User, *Factor, Assertion, error) {
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
+	if err != nil {
+		return nil, nil, Assertion{}, fmt.Errorf("%w: parse: %w", ErrCeremony, err)
+	}
+	sess, err := w.take(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyPasskey, "", "")
+	if err != nil {
+		return nil, nil, Assertion{}, err
+	}
+	var owner *User
+	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
+		u, err := w.Users.User(ctx, string(userHandle))
+		if err != nil {
+			return nil, err
+		}
+		owner = u
+		return newWebUser(u), nil
+	}
+	_, cred, err := w.RP.ValidatePasskeyLogin(handler, *sess, parsed)
+	if err != nil {
+		return nil, nil, Assertion{}, fmt.Errorf("%w: %w", ErrCeremony, err)
+	}
+	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		return nil, nil, Assertion{}, fmt.Errorf("%w: no user verification", ErrCeremony)
+	}
+	f, a, err := w.accept(ctx, owner, cred, parsed)
+	return owner, f, a, err
+}
+
+// take finds the ceremony of challenge, checks its kind, owner, binding and
+// expiry, and claims it so it finishes once.
+func (w *WebAuthn) take(ctx context.Context, challenge, kind, userID, binding string) (*webauthn.SessionData, error) {
+	if challenge == "" {
+		return nil, fmt.Errorf("%w: no challenge", ErrCeremony)
+	}
+	c, err := w.Ceremonies.Ceremony(ctx, challenge)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: unknown challenge", ErrCeremony)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Kind != kind || c.UserID != userID || c.Binding != binding || !w.Now().Before(c.ExpiresAt) {
+		return nil, fmt.Errorf("%w: ceremony does not match", ErrCeremony)
+	}
+	if err := w.Done.Claim(ctx, "webauthn|"+challenge, c.ExpiresAt.Add(time.Minute)); err != nil {
+		if errors.Is(err, ErrUsed) {
+			return nil, fmt.Errorf("%w: ceremony finished already", ErrCeremony)
+		}
+		return nil, err
+	}
+	var sess webauthn.SessionData
+	if err := json.Unmarshal(c.Session, &sess); err != nil {
+		return nil, fmt.Errorf("mfa: decode ceremony: %w", err)
+	}
+	return &sess, nil
+}
+
+// accept applies the service's own checks after go-webauthn's: a signature
+// counter that did not grow (when either side is non-zero) flags the
+// credential and fails (§6.1.1; the library only warns), then records the
+// new counter and backup state on u.
+func (w *WebAuthn) accept(ctx context.Context, u *User, cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (*Factor, Assertion, error) {
+	var f *Factor
+	for i := range u.Factors {
+		c := u.Factors[i].Credential
+		if u.Factors[i].Kind == KindWebAuthn && c != nil && bytes.Equal(c.ID, cred.ID) {
+			f = &u.Factors[i]
+		}
+	}
+	if f == nil {
+		return nil, Assertion{}, fmt.Errorf("%w: credential not found", ErrCeremony)
+	}
+	if cred.Authenticator.CloneWarning {
+		f.Credential.Flagged = true
+		if err := w.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
+			return nil, Assertion{}, fmt.Errorf("mfa: flag credential: %w", err)
+		}
+		return nil, Assertion{}, fmt.Errorf("%w: signature counter went backwards", ErrCeremony)
+	}
+	flags := parsed.Response.AuthenticatorData.Flags
+	f.Credential.SignCount = cred.Authenticator.SignCount
+	f.Credential.BackupState = flags.HasBackupState()
+	f.LastUsedAt = w.Now()
+	return f, Assertion{UserVerified: flags.HasUserVerified(), BackupEligible: flags.HasBackupEligible()}, nil
+}
+
+// CredentialKey is the base64url form of a credential id.
+func CredentialKey(id []byte) string { return base64.RawURLEncoding.EncodeToString(id) }

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+type ceremonyDoc struct {
+	ID        string    `bson:"_id"` // the challenge
+	Kind      string    `bson:"kind"`
+	UserID    string    `bson:"user_id,omitempty"`
+	Binding   string    `bson:"binding,omitempty"`
+	Session   []byte    `bson:"session"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+type credOwnerDoc struct {
+	ID     string    `bson:"_id"` // base64url credential id
+	UserID string    `bson:"user_id"`
+	At     time.Time `bson:"at"`
+}
+
+// Ceremonies implements mfa.CeremonyStore: WebAuthn ceremony state keyed by
+// challenge, and the global index of credential ids (unique _id, so a
+// credential id can belong to one user only, whatever the race).
+type Ceremonies struct{ db *DB }
+
+// Ceremonies returns the WebAuthn ceremony store.
+func (db *DB) Ceremonies() *Ceremonies { return &Ceremonies{db: db} }
+
+// FinishedCeremonies holds the challenges of finished ceremonies.
+func (db *DB) FinishedCeremonies() *Claims {
+	return &Claims{db: db, coll: db.db.Collection(colFinished)}
+}
+
+// SaveCeremony inserts c.
+func (cs *Ceremonies) SaveCeremony(ctx context.Context, c mfa.Ceremony) error {
+	_, err := cs.db.db.Collection(colCeremony).InsertOne(ctx, ceremonyDoc{ID: c.Challenge, Kind: c.Kind, UserID: c.UserID,
+		Binding: c.Binding, Session: c.Session, ExpiresAt: c.ExpiresAt.UTC()})
+	if err != nil {
+		return fmt.Errorf("store: insert ceremony: %w", err)
+	}
+	return nil
+}
+
+// Ceremony returns the ceremony of a challenge, or mfa.ErrNotFound.
+func (cs *Ceremonies) Ceremony(ctx context.Context, challenge string) (mfa.Ceremony, error) {
+	var d ceremonyDoc
+	err := cs.db.db.Collection(colCeremony).FindOne(ctx, bson.M{"_id": challenge}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return mfa.Ceremony{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.Ceremony{}, fmt.Errorf("store: find ceremony: %w", err)
+	}
+	return mfa.Ceremony{Challenge: d.ID, Kind: d.Kind, UserID: d.UserID, Binding: d.Binding, Session: d.Session, ExpiresAt: d.ExpiresAt}, nil
+}
+
+// ClaimCredential records the owner of a credential id; a duplicate is
+// mfa.ErrUsed.
+func (cs *Ceremonies) ClaimCredential(ctx context.Context, id []byte, userID string) error {
+	_, err := cs.db.db.Collection(colCreds).InsertOne(ctx, credOwnerDoc{ID: mfa.CredentialKey(id), UserID: userID, At: cs.db.now().UTC()})
+	if isDuplicate(err) {
+		return mfa.ErrUsed
+	}
+	if err != nil {
+		return fmt.Errorf("store: claim credential: %w", err)
+	}
+	return nil
+}
+
+// ReleaseCredential forgets a credential id.
+func (cs *Ceremonies) ReleaseCredential(ctx context.Context, id []byte) error {
+	_, err := cs.db.db.Collection(colCreds).DeleteOne(ctx, bson.M{"_id": mfa.CredentialKey(id)})
+	if err != nil {
+		return fmt.Errorf("store: release credential: %w", err)
+	}
+	return nil
+}
