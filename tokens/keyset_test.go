@@ -379,3 +379,37 @@ func TestRunRefreshesUntilDone(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestRacedKeysTieBrokenByGreaterID(t *testing.T) {
+	// Two instances created a first key in the same second: both are kept
+	// and published, the greater ID signs, the other retires after Retain.
+	ctx := context.Background()
+	c := newClock()
+	store := newMemStore()
+	var ids []string
+	for range 2 {
+		priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		kid, _ := thumbprint(&priv.PublicKey)
+		ids = append(ids, kid)
+		if err := store.AddKey(ctx, Key{ID: kid, Alg: ES256, Private: priv, CreatedAt: c.Now(), ActiveAt: c.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(ids)
+	ks := NewKeySet(store, KeySetOptions{Now: c.Now})
+	if err := ks.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := ks.Signing(); k.ID != ids[1] {
+		t.Errorf("signing key = %s, want the greater ID %s", k.ID, ids[1])
+	}
+	if n := len(published(t, ks.JWKS())); n != 2 {
+		t.Errorf("JWKS has %d keys, want both", n)
+	}
+	if k, _ := store.get(ids[0]); !k.RetireAt.Equal(c.Now().Add(time.Hour)) {
+		t.Errorf("loser RetireAt = %v, want ActiveAt + Retain", k.RetireAt)
+	}
+	if n := store.len(); n != 2 {
+		t.Errorf("store has %d keys, want no third", n)
+	}
+}

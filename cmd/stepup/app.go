@@ -88,7 +88,7 @@ func (a *App) Open(ctx context.Context) error {
 		db.StartSweeper(time.Minute)
 	}
 
-	a.keys = tokens.NewKeySet(db.Keys(), tokens.KeySetOptions{Alg: c.SigningAlg, Now: a.Now,
+	a.keys = tokens.NewKeySet(db.Keys(), tokens.KeySetOptions{Alg: c.SigningAlg, Now: a.Now, Retain: c.AccessTTL + 10*time.Minute,
 		OnError: func(err error) { log.Warn("signing key refresh failed", "err", err) }})
 	if err := a.keys.Refresh(ctx); err != nil {
 		a.closeStore()
