@@ -56,7 +56,12 @@ func (s *Server) listFactors(c *gin.Context) {
 	for i := range u.Factors {
 		out = append(out, viewFactor(&u.Factors[i]))
 	}
-	writeJSON(c, http.StatusOK, gin.H{"factors": out})
+	left, err := s.Recovery.Remaining(c.Request.Context(), u)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusOK, gin.H{"factors": out, "recovery_codes_remaining": left})
 }
 
 type enrollRequest struct {
@@ -177,13 +182,35 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
+	first := len(u.Confirmed("")) == 0
 	f.Confirmed = true
 	f.LastUsedAt = s.Now()
 	if err := s.Users.UpdateUser(ctx, u); err != nil {
 		_ = c.Error(err)
 		return
 	}
-	writeJSON(c, http.StatusOK, viewFactor(f))
+	s.writeFactor(c, u, f, first, http.StatusOK)
+}
+
+// writeFactor answers with a newly active factor; the user's first one
+// also brings the first set of recovery codes, shown this once.
+func (s *Server) writeFactor(c *gin.Context, u *mfa.User, f *mfa.Factor, first bool, status int) {
+	view := viewFactor(f)
+	if !first || len(u.RecoveryCodes) > 0 {
+		writeJSON(c, status, view)
+		return
+	}
+	codes, err := s.replaceRecoveryCodes(c, u)
+	if err != nil {
+		// The factor is active; codes can be made later at /v1/me/recovery-codes.
+		s.log.Warn("first recovery codes not created", "user", u.ID, "err", err)
+		writeJSON(c, status, view)
+		return
+	}
+	writeJSON(c, status, struct {
+		factorView
+		RecoveryCodes []string `json:"recovery_codes"`
+	}{view, codes})
 }
 
 // pruneUnconfirmed drops enrollments never confirmed within the window.
@@ -309,7 +336,14 @@ func (s *Server) removeFactor(c *gin.Context) {
 	}
 	removed := *f
 	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
+	if len(u.Confirmed("")) == 0 {
+		u.RecoveryCodes = nil // recovery codes stand in for a second factor that no longer exists
+	}
 	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.afterRemoval(c, u, ac); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -319,4 +353,52 @@ func (s *Server) removeFactor(c *gin.Context) {
 		}
 	}
 	c.Status(http.StatusNoContent)
+}
+
+// afterRemoval ends the user's other sessions and downgrades the caller's:
+// methods the user no longer has leave its amr, and its acr falls to what
+// remains, so no token issued afterwards names a removed method.
+func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaims) error {
+	ctx := c.Request.Context()
+	now := s.Now()
+	if err := s.Sessions.Store.RevokeUserSessions(ctx, u.ID, ac.Session, now); err != nil {
+		return err
+	}
+	sess := c.MustGet(ctxSession).(*tokens.Session)
+	have := map[string]bool{mfa.AMRPassword: true, mfa.AMRUser: true}
+	for _, f := range u.Confirmed("") {
+		switch {
+		case f.Kind == mfa.KindTOTP:
+			have[mfa.AMROTP] = true
+		case f.Credential != nil && f.Credential.BackupEligible:
+			have[mfa.AMRSoftware] = true
+		case f.Credential != nil:
+			have[mfa.AMRHardware] = true
+		}
+	}
+	if len(u.RecoveryCodes) > 0 {
+		have[mfa.AMRRecovery] = true
+	}
+	var amr []string
+	second := false
+	for _, m := range sess.AMR {
+		if have[m] {
+			amr = append(amr, m)
+			second = second || (m != mfa.AMRPassword && m != mfa.AMRUser)
+		}
+	}
+	acr := sess.ACR
+	switch {
+	case !second:
+		acr = s.Policy.Levels[0]
+	case !slices.Contains(amr, mfa.AMRHardware) && s.Policy.Level(acr) > 1:
+		acr = s.Policy.Levels[1]
+	}
+	if second {
+		amr = append(amr, mfa.AMRMFA)
+	}
+	if acr == sess.ACR && slices.Equal(amr, sess.AMR) {
+		return nil
+	}
+	return s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, acr, amr)
 }

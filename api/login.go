@@ -18,9 +18,11 @@ type tokenResponse struct {
 	TokenType    string   `json:"token_type"`
 	AccessToken  string   `json:"access_token"`
 	ExpiresIn    int      `json:"expires_in"`
-	RefreshToken string   `json:"refresh_token"`
+	RefreshToken string   `json:"refresh_token,omitempty"` // absent after a step-up: the session's token still works
 	ACR          string   `json:"acr"`
 	AMR          []string `json:"amr"`
+	// RecoveryCodesLeft is set after a recovery code was used.
+	RecoveryCodesLeft *int `json:"recovery_codes_remaining,omitempty"`
 }
 
 type mfaRequired struct {
@@ -149,8 +151,13 @@ func (s *Server) respondTokens(c *gin.Context, sess *tokens.Session, refresh str
 		return
 	}
 	s.m.issued.WithLabelValues("access", "issued").Inc()
-	writeJSON(c, status, tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: access,
-		ExpiresIn: ttl(claims.Expiry, s.Now()), RefreshToken: refresh, ACR: sess.ACR, AMR: sess.AMR})
+	resp := tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: access,
+		ExpiresIn: ttl(claims.Expiry, s.Now()), RefreshToken: refresh, ACR: sess.ACR, AMR: sess.AMR}
+	if n, ok := c.Get(ctxRecoveryLeft); ok {
+		left := n.(int)
+		resp.RecoveryCodesLeft = &left
+	}
+	writeJSON(c, status, resp)
 }
 
 func (s *Server) throttled(err error) {

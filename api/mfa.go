@@ -35,6 +35,10 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 		return
 	}
 	pc := pendingClaims(c)
+	if err := s.reaches(pc, s.Policy.PasswordTOTP()); err != nil {
+		_ = c.Error(err)
+		return
+	}
 	ctx := c.Request.Context()
 	acct, u, err := s.spendAttempt(ctx, pc)
 	if err != nil {
@@ -82,10 +86,27 @@ func (s *Server) spendAttempt(ctx context.Context, pc tokens.PendingClaims) (mfa
 	return acct, u, err
 }
 
+// reaches refuses, before any attempt is spent, a factor that cannot reach
+// the level a step-up mfa_token asks for (TOTP and recovery codes never
+// reach aal3).
+func (s *Server) reaches(pc tokens.PendingClaims, best mfa.Assurance) error {
+	if pc.ACR != "" && !s.Policy.Satisfies(best.ACR, pc.ACR) {
+		return problem(http.StatusForbidden, "unmet_authentication_requirements",
+			"that factor cannot reach the requested authentication level")
+	}
+	return nil
+}
+
 // finishSecondFactor consumes the mfa_token, resets the account budget,
-// records the factor's use and issues tokens.
+// records the factor's use and issues tokens: a new session after a
+// password, or the same session raised after a step-up.
 func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acct mfa.Attempt, u *mfa.User, f *mfa.Factor, a mfa.Assurance) {
 	ctx := c.Request.Context()
+	a, err := s.stepupAssurance(pc, a)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
 	if err := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute)); err != nil {
 		if errors.Is(err, mfa.ErrUsed) {
 			_ = c.Error(invalidToken("the mfa_token has been used", nil))
@@ -99,10 +120,25 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		return
 	}
 	now := s.Now()
-	f.LastUsedAt = now
-	if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
-		// Last-used is informational; a concurrent change wins.
-		s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
+	if f != nil {
+		f.LastUsedAt = now
+		if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
+			// Last-used is informational; a concurrent change wins.
+			s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
+		}
 	}
-	s.complete(c, u.ID, now, a, http.StatusOK)
+	if pc.Session == "" {
+		s.complete(c, u.ID, now, a, http.StatusOK)
+		return
+	}
+	sess, err := s.Sessions.Raise(ctx, pc.Session, now, a.ACR, a.AMR)
+	if err != nil {
+		if errors.Is(err, tokens.ErrSessionEnded) || errors.Is(err, tokens.ErrSessionNotFound) {
+			err = invalidToken("the session being stepped up has ended", err)
+		}
+		_ = c.Error(err)
+		return
+	}
+	s.m.issued.WithLabelValues("session", "stepped_up_"+a.ACR).Inc()
+	s.respondTokens(c, sess, "", http.StatusOK)
 }

@@ -34,6 +34,8 @@ type Config struct {
 	// RequireMFA refuses password-only sign-in for users without factors
 	// (they still get a token to enroll one, at aal1). False by default.
 	RequireMFA bool
+	// IntrospectionClients maps client id to secret for RFC 7662.
+	IntrospectionClients map[string]string
 }
 
 // Deps are the domain services the handlers compose.
@@ -42,6 +44,7 @@ type Deps struct {
 	Password      *mfa.Password
 	TOTP          *mfa.TOTP
 	WebAuthn      *mfa.WebAuthn
+	Recovery      *mfa.Recovery
 	UsedTokens    mfa.Claims  // consumed mfa_pending jti
 	TokenBudget   *mfa.Budget // per mfa_token
 	AccountBudget *mfa.Budget // per account, second factors
@@ -105,11 +108,16 @@ func NewServer(cfg Config, d Deps) *Server {
 	v1.POST("/users", s.signup)
 	v1.POST("/login", s.login)
 	v1.POST("/token/refresh", s.refresh)
+	v1.POST("/token/revoke", s.revoke)
+	v1.POST("/token/introspect", s.introspect)
+	v1.POST("/stepup", s.requireAccess, s.stepup)
+	v1.POST("/logout", s.requireAccess, s.logout)
 
 	pending := v1.Group("/mfa", s.requirePending)
 	pending.POST("/totp/verify", s.verifyTOTP)
 	pending.POST("/webauthn/options", s.webauthnOptions)
 	pending.POST("/webauthn/verify", s.webauthnVerify)
+	pending.POST("/recovery/verify", s.verifyRecovery)
 
 	v1.POST("/passkeys/options", s.passkeyOptions)
 	v1.POST("/passkeys/verify", s.passkeyVerify)
@@ -123,6 +131,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	me.POST("/factors/webauthn", s.webauthnRegister)
 	me.PATCH("/factors/:id", s.renameFactor)
 	me.DELETE("/factors/:id", s.removeFactor)
+	me.POST("/recovery-codes", s.newRecoveryCodes)
 	return s
 }
 

@@ -115,6 +115,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 		return
 	}
 	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: s.Now(), Credential: cred}
+	first := len(u.Confirmed("")) == 0
 	u.Factors = append(u.Factors, f)
 	if err := s.Users.UpdateUser(ctx, u); err != nil {
 		_ = s.WebAuthn.Ceremonies.ReleaseCredential(context.WithoutCancel(ctx), cred.ID)
@@ -123,7 +124,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 	}
 	s.m.verifies.WithLabelValues("webauthn_register", "success").Inc()
 	c.Header("Location", "/v1/me/factors/"+f.ID)
-	writeJSON(c, http.StatusCreated, viewFactor(&f))
+	s.writeFactor(c, u, &f, first, http.StatusCreated)
 }
 
 // webauthnOptions is POST /v1/mfa/webauthn/options: request options listing
@@ -140,7 +141,8 @@ func (s *Server) webauthnOptions(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	assertion, err := s.WebAuthn.BeginLogin(ctx, u, pc.ID)
+	deviceBound := pc.ACR != "" && s.Policy.Level(pc.ACR) >= 2
+	assertion, err := s.WebAuthn.BeginLogin(ctx, u, pc.ID, deviceBound)
 	if err != nil {
 		_ = c.Error(err)
 		return

@@ -16,4 +16,6 @@ type Claims interface {
 	ClaimTime(ctx context.Context, id string) (time.Time, error)
 	// AnyClaimed reports whether any of ids is claimed.
 	AnyClaimed(ctx context.Context, ids ...string) (bool, error)
+	// CountClaimed counts how many of ids are claimed.
+	CountClaimed(ctx context.Context, ids ...string) (int, error)
 }

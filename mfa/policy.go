@@ -75,3 +75,30 @@ func (p Policy) webauthn(a Assertion) Assurance {
 	}
 	return Assurance{ACR: acr, AMR: append(amr, AMRMFA)}
 }
+
+// Reachable lists the kinds of u's confirmed factors that can reach acr:
+// aal2 takes any second factor; aal3 only a device-bound WebAuthn credential
+// (BE=0). TOTP and recovery codes never reach aal3.
+func (p Policy) Reachable(u *User, acr string) []string {
+	lvl := p.Level(acr)
+	var out []string
+	if lvl <= 1 && len(u.Confirmed(KindTOTP)) > 0 {
+		out = append(out, string(KindTOTP))
+	}
+	for _, f := range u.Confirmed(KindWebAuthn) {
+		if f.Credential != nil && !f.Credential.Flagged && (lvl <= 1 || !f.Credential.BackupEligible) {
+			out = append(out, string(KindWebAuthn))
+			break
+		}
+	}
+	if lvl <= 1 && len(u.RecoveryCodes) > 0 {
+		out = append(out, KindRecovery)
+	}
+	return out
+}
+
+// PasswordRecovery is a password and a recovery code: aal2, with "rec"
+// for the code (RFC 8176 has no value for it) — never otp or hwk.
+func (p Policy) PasswordRecovery() Assurance {
+	return Assurance{ACR: p.Levels[1], AMR: []string{AMRPassword, AMRRecovery, AMRMFA}}
+}

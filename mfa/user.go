@@ -12,7 +12,9 @@ type User struct {
 	Username     string // canonical form, see CanonicalUsername
 	PasswordHash string // PHC string, see Password
 	Factors      []Factor
-	CreatedAt    time.Time
+	// RecoveryCodes are the hashes of the current set; see Recovery.
+	RecoveryCodes []string
+	CreatedAt     time.Time
 	// Rev guards updates: UpdateUser succeeds only if the stored revision is
 	// still Rev, and then increments it.
 	Rev int64

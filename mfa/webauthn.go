@@ -101,10 +101,14 @@ type webUser struct {
 	creds []webauthn.Credential
 }
 
-func newWebUser(u *User) *webUser {
+func newWebUser(u *User) *webUser { return newWebUserBound(u, false) }
+
+// newWebUserBound offers only device-bound credentials (BE=0) when
+// deviceBound is set: the ones that can reach aal3.
+func newWebUserBound(u *User, deviceBound bool) *webUser {
 	w := &webUser{u: u}
 	for _, f := range u.Confirmed(KindWebAuthn) {
-		if f.Credential != nil && !f.Credential.Flagged {
+		if f.Credential != nil && !f.Credential.Flagged && (!deviceBound || !f.Credential.BackupEligible) {
 			w.creds = append(w.creds, toLib(f.Credential))
 		}
 	}
@@ -213,9 +217,10 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding stri
 }
 
 // BeginLogin starts a second-factor assertion for u (§7.2), listing u's
-// usable credentials, bound to the mfa_token id.
-func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string) (*protocol.CredentialAssertion, error) {
-	wu := newWebUser(u)
+// usable credentials — only device-bound ones when deviceBound is set (a
+// step-up to aal3) — bound to the mfa_token id.
+func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string, deviceBound bool) (*protocol.CredentialAssertion, error) {
+	wu := newWebUserBound(u, deviceBound)
 	if len(wu.creds) == 0 {
 		return nil, ErrNotEnrolled
 	}

@@ -71,3 +71,17 @@ func (c *Claims) AnyClaimed(ctx context.Context, ids ...string) (bool, error) {
 	}
 	return true, nil
 }
+
+// CountClaimed counts how many of ids are claimed.
+func (c *Claims) CountClaimed(ctx context.Context, ids ...string) (int, error) {
+	n, err := c.coll.CountDocuments(ctx, bson.M{"_id": bson.M{"$in": ids}})
+	if err != nil {
+		return 0, fmt.Errorf("store: count claims in %s: %w", c.coll.Name(), err)
+	}
+	return int(n), nil
+}
+
+// UsedRecoveryCodes holds the hashes of spent recovery codes.
+func (db *DB) UsedRecoveryCodes() *Claims {
+	return &Claims{db: db, coll: db.db.Collection(colRecovery)}
+}

@@ -74,6 +74,17 @@ func (s *Sessions) RevokeSession(ctx context.Context, id string, at time.Time) e
 	return nil
 }
 
+// SetAuth records a step-up; concurrent step-ups each write a complete
+// authentication, so the last one wins whole.
+func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string) error {
+	_, err := s.db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id},
+		bson.M{"$set": bson.M{"auth_time": authTime.UTC(), "acr": acr, "amr": amr}})
+	if err != nil {
+		return fmt.Errorf("store: set session auth: %w", err)
+	}
+	return nil
+}
+
 // AddRefresh inserts a refresh token record.
 func (s *Sessions) AddRefresh(ctx context.Context, r tokens.Refresh) error {
 	_, err := s.db.db.Collection(colRefresh).InsertOne(ctx, refreshDoc{ID: r.Hash, SessionID: r.SessionID, UserID: r.UserID,
@@ -107,6 +118,31 @@ func (s *Sessions) ClaimRotation(ctx context.Context, parent string, expires tim
 	}
 	if err != nil {
 		return fmt.Errorf("store: claim rotation: %w", err)
+	}
+	return nil
+}
+
+// Rotated reports whether the token with that hash has been rotated.
+func (s *Sessions) Rotated(ctx context.Context, hash string) (bool, error) {
+	err := s.db.db.Collection(colRotations).FindOne(ctx, bson.M{"_id": hash}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: find rotation: %w", err)
+	}
+	return true, nil
+}
+
+// RevokeUserSessions ends every live session of a user but except. It is
+// the one query by a field other than _id (indexed on MongoDB); it runs
+// only on rare events such as removing a factor.
+func (s *Sessions) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time) error {
+	_, err := s.db.db.Collection(colSessions).UpdateMany(ctx,
+		bson.M{"user_id": userID, "_id": bson.M{"$ne": except}, "revoked_at": bson.M{"$exists": false}},
+		bson.M{"$set": bson.M{"revoked_at": at.UTC()}})
+	if err != nil {
+		return fmt.Errorf("store: revoke user sessions: %w", err)
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ const (
 	colCeremony  = "webauthn_ceremonies"
 	colFinished  = "webauthn_finished"
 	colCreds     = "webauthn_credentials"
+	colRecovery  = "recovery_used"
 )
 
 // expiring lists the collections whose documents carry expires_at and are
@@ -152,6 +153,10 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		if _, err := db.db.Collection(name).Indexes().CreateOne(ctx, plain); err != nil && !isNotImplemented(err) {
 			return fmt.Errorf("store: create index on %s: %w", name, err)
 		}
+	}
+	idx := mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}
+	if _, err := db.db.Collection(colSessions).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
+		return fmt.Errorf("store: create index on sessions: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ type userDoc struct {
 	Username  string      `bson:"username"`
 	Password  string      `bson:"password"`
 	Factors   []factorDoc `bson:"factors"`
+	Recovery  []string    `bson:"recovery,omitempty"` // HMAC hashes
 	CreatedAt time.Time   `bson:"created_at"`
 	Rev       int64       `bson:"rev"`
 }
@@ -113,7 +114,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *mfa.User) error {
 	}
 	res, err := db.db.Collection(colUsers).UpdateOne(ctx,
 		bson.M{"_id": u.ID, "rev": u.Rev},
-		bson.M{"$set": bson.M{"password": doc.Password, "factors": doc.Factors, "rev": u.Rev + 1}})
+		bson.M{"$set": bson.M{"password": doc.Password, "factors": doc.Factors, "recovery": doc.Recovery, "rev": u.Rev + 1}})
 	if err != nil {
 		return fmt.Errorf("store: update user %s: %w", u.ID, err)
 	}
@@ -129,7 +130,8 @@ func (db *DB) UpdateUser(ctx context.Context, u *mfa.User) error {
 
 func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
 	doc := &userDoc{ID: u.ID, Username: u.Username, Password: u.PasswordHash, CreatedAt: u.CreatedAt.UTC(), Rev: u.Rev,
-		Factors: make([]factorDoc, 0, len(u.Factors))}
+		Recovery: u.RecoveryCodes,
+		Factors:  make([]factorDoc, 0, len(u.Factors))}
 	for _, f := range u.Factors {
 		fd := factorDoc{ID: f.ID, Kind: string(f.Kind), Name: f.Name, Confirmed: f.Confirmed,
 			CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC()}
@@ -156,7 +158,8 @@ func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
 
 func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 	u := &mfa.User{ID: doc.ID, Username: doc.Username, PasswordHash: doc.Password, CreatedAt: doc.CreatedAt, Rev: doc.Rev,
-		Factors: make([]mfa.Factor, 0, len(doc.Factors))}
+		RecoveryCodes: doc.Recovery,
+		Factors:       make([]mfa.Factor, 0, len(doc.Factors))}
 	for _, fd := range doc.Factors {
 		f := mfa.Factor{ID: fd.ID, Kind: mfa.Kind(fd.Kind), Name: fd.Name, Confirmed: fd.Confirmed,
 			CreatedAt: fd.CreatedAt, LastUsedAt: fd.LastUsedAt}

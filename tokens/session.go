@@ -61,6 +61,9 @@ type SessionStore interface {
 	Session(ctx context.Context, id string) (*Session, error)
 	// RevokeSession marks the session ended at at. Idempotent.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
+	// SetAuth records a new interactive authentication in the session
+	// (step-up): auth time, acr and amr replace the old ones.
+	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string) error
 	// AddRefresh inserts a refresh token record.
 	AddRefresh(ctx context.Context, r Refresh) error
 	// Refresh returns the record of a token hash, or ErrRefreshUnknown.
@@ -68,6 +71,10 @@ type SessionStore interface {
 	// ClaimRotation records that the token with hash parent has been
 	// rotated. It returns ErrRotated if it was rotated before.
 	ClaimRotation(ctx context.Context, parent string, expires time.Time) error
+	// Rotated reports whether the token with that hash has been rotated.
+	Rotated(ctx context.Context, hash string) (bool, error)
+	// RevokeUserSessions ends every live session of a user but except.
+	RevokeUserSessions(ctx context.Context, userID, except string, at time.Time) error
 }
 
 // Sessions starts sessions and rotates their refresh tokens.
@@ -139,6 +146,26 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 		return nil, "", err
 	}
 	return sess, next, nil
+}
+
+// Raise records a step-up in a live session: refresh tokens of the family
+// then carry the new auth_time, acr and amr. It returns ErrSessionEnded if
+// the session is no longer live.
+func (s *Sessions) Raise(ctx context.Context, id string, authTime time.Time, acr string, amr []string) (*Session, error) {
+	sess, err := s.Active(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Store.SetAuth(ctx, id, authTime, acr, amr); err != nil {
+		return nil, err
+	}
+	sess.AuthTime, sess.ACR, sess.AMR = authTime, acr, amr
+	return sess, nil
+}
+
+// Revoke ends a session: its refresh family and access tokens.
+func (s *Sessions) Revoke(ctx context.Context, id string) error {
+	return s.Store.RevokeSession(ctx, id, s.Now())
 }
 
 // Active returns the session if it is live, ErrSessionEnded if not.

@@ -103,6 +103,13 @@ func (a *App) Open(ctx context.Context) error {
 	verifier := tokens.NewVerifier(a.keys, tokens.VerifierConfig{Issuer: c.Issuer, Audiences: c.Audiences, Now: a.Now})
 	sessions := tokens.NewSessions(db.Sessions())
 	sessions.Now = a.Now
+	if c.SessionMax > 0 {
+		sessions.MaxAge = c.SessionMax
+	}
+	if c.SessionIdle > 0 {
+		sessions.RefreshTTL = c.SessionIdle
+	}
+	recovery := mfa.NewRecovery(db.UsedRecoveryCodes())
 	budgets := db.Budgets()
 	budget := func(free, limit int, hinted bool) *mfa.Budget {
 		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
@@ -136,12 +143,13 @@ func (a *App) Open(ctx context.Context) error {
 	tokenBudget.Keep = 10 * time.Minute
 	a.server = api.NewServer(api.Config{
 		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
-		CORSOrigins: c.CORSOrigins, RequireMFA: c.RequireMFA,
+		CORSOrigins: c.CORSOrigins, RequireMFA: c.RequireMFA, IntrospectionClients: c.Introspectors,
 	}, api.Deps{
 		Users:         db,
 		Password:      mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
 		TOTP:          totp,
 		WebAuthn:      wa,
+		Recovery:      recovery,
 		UsedTokens:    db.UsedTokens(),
 		TokenBudget:   tokenBudget,
 		AccountBudget: budget(5, mfa.NISTMaxFailures, true),

@@ -29,8 +29,12 @@ type Config struct {
 	AccessTTL   time.Duration
 	LogLevel    string
 	RequireMFA  bool
-	WebAuthnUV  string // required, preferred or discouraged
-	Attestation string // none, indirect, direct or enterprise
+	SessionMax  time.Duration
+	SessionIdle time.Duration
+	// Introspectors are the RFC 7662 clients: id → secret.
+	Introspectors map[string]string
+	WebAuthnUV    string // required, preferred or discouraged
+	Attestation   string // none, indirect, direct or enterprise
 }
 
 // setting is one configuration variable and its flag.
@@ -54,6 +58,9 @@ var settings = []setting{
 	{"STEPUP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"STEPUP_WEBAUTHN_UV", "webauthn-uv", "preferred", "user verification asked of security keys at registration and as second factor: required, preferred or discouraged (passkey sign-in always requires it)"},
 	{"STEPUP_WEBAUTHN_ATTESTATION", "webauthn-attestation", "none", "attestation conveyance preference: none, indirect, direct or enterprise"},
+	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
+	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
+	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
 	{"STEPUP_REQUIRE_MFA", "require-mfa", "false", "true refuses password-only sign-in to users without a second factor"},
 }
 
@@ -138,6 +145,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		return c, errors.New("STEPUP_LOG_LEVEL: must be debug, info, warn or error")
+	}
+	if c.SessionMax, err = time.ParseDuration(get("STEPUP_SESSION_MAX_AGE")); err != nil || c.SessionMax < time.Hour {
+		return c, errors.New("STEPUP_SESSION_MAX_AGE: must be a duration of at least 1h, such as 720h")
+	}
+	if c.SessionIdle, err = time.ParseDuration(get("STEPUP_SESSION_IDLE")); err != nil || c.SessionIdle < 5*time.Minute || c.SessionIdle > c.SessionMax {
+		return c, errors.New("STEPUP_SESSION_IDLE: must be a duration from 5m up to STEPUP_SESSION_MAX_AGE, such as 24h")
+	}
+	c.Introspectors = map[string]string{}
+	for _, pair := range splitList(get("STEPUP_INTROSPECTION_CLIENTS")) {
+		id, secret, ok := strings.Cut(pair, ":")
+		if !ok || id == "" || len(secret) < 16 {
+			return c, errors.New("STEPUP_INTROSPECTION_CLIENTS: each entry must be id:secret with a secret of at least 16 characters")
+		}
+		c.Introspectors[id] = secret
 	}
 	switch c.WebAuthnUV = get("STEPUP_WEBAUTHN_UV"); c.WebAuthnUV {
 	case "required", "preferred", "discouraged":

@@ -1,0 +1,95 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+const ctxRecoveryLeft = "recovery_left"
+
+// verifyRecovery is POST /v1/mfa/recovery/verify: a recovery code as the
+// second factor. It shares the account's failure budget, yields aal2 with
+// amr [pwd, rec, mfa] — never otp or hwk — and says how many codes remain.
+func (s *Server) verifyRecovery(c *gin.Context) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if len(req.Code) > 64 {
+		_ = c.Error(mfa.ErrMalformedCode)
+		return
+	}
+	pc := pendingClaims(c)
+	if err := s.reaches(pc, s.Policy.PasswordRecovery()); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	ctx := c.Request.Context()
+	acct, u, err := s.spendAttempt(ctx, pc)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.Recovery.Use(ctx, u, req.Code); err != nil {
+		s.m.verifies.WithLabelValues("recovery", "failure").Inc()
+		_ = c.Error(err)
+		return
+	}
+	s.m.verifies.WithLabelValues("recovery", "success").Inc()
+	left, err := s.Recovery.Remaining(ctx, u)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	c.Set(ctxRecoveryLeft, left)
+	s.finishSecondFactor(c, pc, acct, u, nil, s.Policy.PasswordRecovery())
+}
+
+// newRecoveryCodes is POST /v1/me/recovery-codes: a new set replaces the
+// old one, shown once. It needs a fresh aal2 session.
+func (s *Server) newRecoveryCodes(c *gin.Context) {
+	if err := emptyBody(c); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	ac := accessClaims(c)
+	want := s.Policy.Levels[1]
+	if !s.fresh(ac, want, s.cfg.FreshAuth) {
+		_ = c.Error(insufficient(want, int(s.cfg.FreshAuth/time.Second)))
+		return
+	}
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, ac.Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if len(u.Confirmed("")) == 0 {
+		_ = c.Error(problem(http.StatusConflict, "conflict", "enroll a second factor before creating recovery codes"))
+		return
+	}
+	codes, err := s.replaceRecoveryCodes(c, u)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusCreated, gin.H{"recovery_codes": codes, "remaining": len(codes)})
+}
+
+// replaceRecoveryCodes stores a new set on u and returns the codes.
+func (s *Server) replaceRecoveryCodes(c *gin.Context, u *mfa.User) ([]string, error) {
+	codes, hashes, err := s.Recovery.Generate(u.ID)
+	if err != nil {
+		return nil, err
+	}
+	u.RecoveryCodes = hashes
+	if err := s.Users.UpdateUser(c.Request.Context(), u); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
