@@ -182,6 +182,7 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
+	s.event(c, u.ID, ac.Session, mfa.EventFactorAdded, "totp "+f.ID)
 	first := len(u.Confirmed("")) == 0
 	f.Confirmed = true
 	f.LastUsedAt = s.Now()
@@ -343,6 +344,7 @@ func (s *Server) removeFactor(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
+	s.event(c, u.ID, ac.Session, mfa.EventFactorRemoved, string(removed.Kind)+" "+removed.ID)
 	if err := s.afterRemoval(c, u, ac); err != nil {
 		_ = c.Error(err)
 		return

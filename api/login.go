@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,6 +79,9 @@ func (s *Server) login(c *gin.Context) {
 	if err != nil {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			s.m.verifies.WithLabelValues("pwd", "failure").Inc()
+			if u != nil {
+				s.event(c, u.ID, "", mfa.EventLoginFailure, "password")
+			}
 		}
 		_ = c.Error(err)
 		return
@@ -141,6 +145,7 @@ func (s *Server) complete(c *gin.Context, userID string, authTime time.Time, a m
 		_ = c.Error(err)
 		return
 	}
+	s.event(c, userID, sess.ID, mfa.EventLoginSuccess, a.ACR+" "+strings.Join(a.AMR, ","))
 	s.respondTokens(c, sess, refresh, status)
 }
 
@@ -160,9 +165,13 @@ func (s *Server) respondTokens(c *gin.Context, sess *tokens.Session, refresh str
 	writeJSON(c, status, resp)
 }
 
-func (s *Server) throttled(err error) {
+// throttled counts a refusal by an attempt budget and reports whether err
+// was one.
+func (s *Server) throttled(err error) bool {
 	var th *mfa.ThrottledError
 	if errors.As(err, &th) {
 		s.m.lockouts.Inc()
+		return true
 	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -40,7 +41,7 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(ctx, pc)
+	acct, u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -57,6 +58,7 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 	}
 	if matched == nil {
 		s.m.verifies.WithLabelValues("totp", "failure").Inc()
+		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "totp")
 		_ = c.Error(mfa.ErrBadCode)
 		return
 	}
@@ -66,7 +68,8 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 
 // spendAttempt claims a slot of the mfa_token's budget (a spent token is
 // dead) and one of the account's (backoff, then lock), and loads the user.
-func (s *Server) spendAttempt(ctx context.Context, pc tokens.PendingClaims) (mfa.Attempt, *mfa.User, error) {
+func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (mfa.Attempt, *mfa.User, error) {
+	ctx := c.Request.Context()
 	if _, err := s.TokenBudget.Take(ctx, "tok|"+pc.ID); err != nil {
 		var th *mfa.ThrottledError
 		if errors.As(err, &th) {
@@ -76,7 +79,9 @@ func (s *Server) spendAttempt(ctx context.Context, pc tokens.PendingClaims) (mfa
 	}
 	acct, err := s.AccountBudget.Take(ctx, "mfa|"+pc.Subject)
 	if err != nil {
-		s.throttled(err)
+		if s.throttled(err) {
+			s.event(c, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
+		}
 		return mfa.Attempt{}, nil, err
 	}
 	u, err := s.Users.User(ctx, pc.Subject)
@@ -140,5 +145,6 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		return
 	}
 	s.m.issued.WithLabelValues("session", "stepped_up_"+a.ACR).Inc()
+	s.event(c, u.ID, sess.ID, mfa.EventStepUp, a.ACR+" "+strings.Join(a.AMR, ","))
 	s.respondTokens(c, sess, "", http.StatusOK)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -30,13 +31,14 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(ctx, pc)
+	acct, u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
 	if err := s.Recovery.Use(ctx, u, req.Code); err != nil {
 		s.m.verifies.WithLabelValues("recovery", "failure").Inc()
+		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "recovery code")
 		_ = c.Error(err)
 		return
 	}
@@ -47,6 +49,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		return
 	}
 	c.Set(ctxRecoveryLeft, left)
+	s.event(c, u.ID, pc.Session, mfa.EventRecoveryUsed, strconv.Itoa(left)+" left")
 	s.finishSecondFactor(c, pc, acct, u, nil, s.Policy.PasswordRecovery())
 }
 
@@ -78,6 +81,7 @@ func (s *Server) newRecoveryCodes(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
+	s.event(c, u.ID, ac.Session, mfa.EventRecoveryNew, "")
 	writeJSON(c, http.StatusCreated, gin.H{"recovery_codes": codes, "remaining": len(codes)})
 }
 

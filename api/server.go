@@ -31,6 +31,9 @@ type Config struct {
 	// FreshAuth is how recent auth_time must be for sensitive changes
 	// (enrolling another factor while one exists).
 	FreshAuth time.Duration
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed
+	// for the client address in security events; none by default.
+	TrustedProxies []string
 	// RequireMFA refuses password-only sign-in for users without factors
 	// (they still get a token to enroll one, at aal1). False by default.
 	RequireMFA bool
@@ -45,6 +48,7 @@ type Deps struct {
 	TOTP          *mfa.TOTP
 	WebAuthn      *mfa.WebAuthn
 	Recovery      *mfa.Recovery
+	Events        mfa.EventStore
 	UsedTokens    mfa.Claims  // consumed mfa_pending jti
 	TokenBudget   *mfa.Budget // per mfa_token
 	AccountBudget *mfa.Budget // per account, second factors
@@ -69,6 +73,7 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	m      *metrics
+	events *recorder
 }
 
 // NewServer builds the Gin engine with middleware and every route.
@@ -87,7 +92,12 @@ func NewServer(cfg Config, d Deps) *Server {
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d, cfg: cfg, log: d.Logger, engine: gin.New(), m: newMetrics(d.Registry)}
+	s.events = newRecorder(d.Events, func(msg string, args ...any) { s.log.Warn(msg, args...) })
 	e := s.engine
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		s.log.Warn("trusted proxies ignored", "err", err)
+		_ = e.SetTrustedProxies(nil)
+	}
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors)
@@ -132,6 +142,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	me.PATCH("/factors/:id", s.renameFactor)
 	me.DELETE("/factors/:id", s.removeFactor)
 	me.POST("/recovery-codes", s.newRecoveryCodes)
+	me.GET("/events", s.myEvents)
 	return s
 }
 

@@ -10,16 +10,19 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
 )
 
 // logout is POST /v1/logout: it ends the caller's session — its refresh
 // family and every access token carrying its sid, on every instance at once.
 func (s *Server) logout(c *gin.Context) {
-	if err := s.Sessions.Revoke(c.Request.Context(), accessClaims(c).Session); err != nil {
+	ac := accessClaims(c)
+	if err := s.Sessions.Revoke(c.Request.Context(), ac.Session); err != nil {
 		_ = c.Error(err)
 		return
 	}
+	s.event(c, ac.Subject, ac.Session, mfa.EventLogout, "")
 	s.m.issued.WithLabelValues("session", "logout").Inc()
 	c.Status(http.StatusNoContent)
 }
@@ -108,6 +111,7 @@ func (s *Server) revoke(c *gin.Context) {
 			return
 		}
 		s.m.issued.WithLabelValues("session", "revoked").Inc()
+		s.event(c, sess.UserID, sess.ID, mfa.EventSessionRevoked, "RFC 7009")
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Status(http.StatusOK)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
 )
 
@@ -30,6 +31,9 @@ func (s *Server) refresh(c *gin.Context) {
 	if err != nil {
 		if errors.Is(err, tokens.ErrRefreshReused) {
 			s.m.issued.WithLabelValues("refresh", "reuse_detected").Inc()
+			if sess != nil {
+				s.event(c, sess.UserID, sess.ID, mfa.EventRefreshReuse, "session revoked")
+			}
 			s.log.Warn("refresh token reuse; session revoked", "request_id", requestID(c))
 		}
 		_ = c.Error(err)

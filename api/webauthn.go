@@ -123,6 +123,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("webauthn_register", "success").Inc()
+	s.event(c, u.ID, ac.Session, mfa.EventFactorAdded, "webauthn "+f.ID)
 	c.Header("Location", "/v1/me/factors/"+f.ID)
 	s.writeFactor(c, u, &f, first, http.StatusCreated)
 }
@@ -160,7 +161,7 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 	}
 	pc := pendingClaims(c)
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(ctx, pc)
+	acct, u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -168,6 +169,7 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 	f, a, err := s.WebAuthn.FinishLogin(ctx, u, pc.ID, body)
 	if err != nil {
 		s.m.verifies.WithLabelValues("webauthn", "failure").Inc()
+		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "webauthn")
 		_ = c.Error(ceremonyFailed(err))
 		return
 	}

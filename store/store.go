@@ -40,11 +40,12 @@ const (
 	colFinished  = "webauthn_finished"
 	colCreds     = "webauthn_credentials"
 	colRecovery  = "recovery_used"
+	colEvents    = "events"
 )
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations, colCeremony, colFinished}
+var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations, colCeremony, colFinished, colEvents}
 
 // Config is what Open needs.
 type Config struct {
@@ -157,6 +158,10 @@ func (db *DB) createIndexes(ctx context.Context) error {
 	idx := mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}
 	if _, err := db.db.Collection(colSessions).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
 		return fmt.Errorf("store: create index on sessions: %w", err)
+	}
+	idx = mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}, Options: options.Index().SetName("user_id_at")}
+	if _, err := db.db.Collection(colEvents).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
+		return fmt.Errorf("store: create index on events: %w", err)
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func (s *Sessions) Start(ctx context.Context, userID string, authTime time.Time,
 // Rotate exchanges a refresh token for a new one of the same session. It
 // returns ErrRefreshUnknown for an unknown or expired token, ErrSessionEnded
 // for a revoked or expired session, and ErrRefreshReused — after revoking the
-// session — when the token was rotated before.
+// session, which it returns too — when the token was rotated before.
 func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, error) {
 	hash := HashRefresh(token)
 	r, err := s.Store.Refresh(ctx, hash)
@@ -137,7 +137,7 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 			if err := s.Store.RevokeSession(ctx, sess.ID, now); err != nil {
 				return nil, "", err
 			}
-			return nil, "", ErrRefreshReused
+			return sess, "", ErrRefreshReused
 		}
 		return nil, "", err
 	}

@@ -144,12 +144,14 @@ func (a *App) Open(ctx context.Context) error {
 	a.server = api.NewServer(api.Config{
 		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
 		CORSOrigins: c.CORSOrigins, RequireMFA: c.RequireMFA, IntrospectionClients: c.Introspectors,
+		TrustedProxies: c.TrustedProxies,
 	}, api.Deps{
 		Users:         db,
 		Password:      mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
 		TOTP:          totp,
 		WebAuthn:      wa,
 		Recovery:      recovery,
+		Events:        db.Events(),
 		UsedTokens:    db.UsedTokens(),
 		TokenBudget:   tokenBudget,
 		AccountBudget: budget(5, mfa.NISTMaxFailures, true),
@@ -210,6 +212,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.cancel != nil {
 		a.cancel()
+	}
+	if a.server != nil {
+		a.server.Close() // writes queued security events while the store is still open
 	}
 	a.closeStore()
 	return err

@@ -14,23 +14,24 @@ import (
 
 // Config is every setting, from the environment with flags mirroring it.
 type Config struct {
-	Addr        string
-	Issuer      string
-	MongoURI    string
-	Database    string // overrides the URI's database (tests)
-	DataDir     string
-	MasterKey   []byte
-	Audiences   []string
-	RPID        string
-	RPOrigins   []string
-	CORSOrigins []string
-	SignupOpen  bool
-	SigningAlg  string
-	AccessTTL   time.Duration
-	LogLevel    string
-	RequireMFA  bool
-	SessionMax  time.Duration
-	SessionIdle time.Duration
+	Addr           string
+	Issuer         string
+	MongoURI       string
+	Database       string // overrides the URI's database (tests)
+	DataDir        string
+	MasterKey      []byte
+	Audiences      []string
+	RPID           string
+	RPOrigins      []string
+	CORSOrigins    []string
+	SignupOpen     bool
+	SigningAlg     string
+	AccessTTL      time.Duration
+	LogLevel       string
+	RequireMFA     bool
+	SessionMax     time.Duration
+	SessionIdle    time.Duration
+	TrustedProxies []string
 	// Introspectors are the RFC 7662 clients: id → secret.
 	Introspectors map[string]string
 	WebAuthnUV    string // required, preferred or discouraged
@@ -61,6 +62,7 @@ var settings = []setting{
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
+	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 	{"STEPUP_REQUIRE_MFA", "require-mfa", "false", "true refuses password-only sign-in to users without a second factor"},
 }
 
@@ -120,6 +122,14 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		u, _ := url.Parse(o)
 		if h := u.Hostname(); h != c.RPID && !strings.HasSuffix(h, "."+c.RPID) {
 			return c, fmt.Errorf("STEPUP_RP_ID: %q is not the host of origin %q nor a suffix of it", c.RPID, o)
+		}
+	}
+	c.TrustedProxies = splitList(get("STEPUP_TRUSTED_PROXIES"))
+	for _, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				return c, fmt.Errorf("STEPUP_TRUSTED_PROXIES: %q is not an IP address or CIDR", p)
+			}
 		}
 	}
 	c.CORSOrigins = splitList(get("STEPUP_CORS_ORIGINS"))

@@ -1,0 +1,43 @@
+package mfa
+
+import (
+	"context"
+	"time"
+)
+
+// Security event types.
+const (
+	EventLoginSuccess   = "login.success"
+	EventLoginFailure   = "login.failure"
+	EventMFASuccess     = "mfa.success"
+	EventMFAFailure     = "mfa.failure"
+	EventFactorAdded    = "factor.added"
+	EventFactorRemoved  = "factor.removed"
+	EventStepUp         = "session.step_up"
+	EventRecoveryUsed   = "recovery_code.used"
+	EventRecoveryNew    = "recovery_codes.replaced"
+	EventRefreshReuse   = "refresh_token.reused"
+	EventLockout        = "account.throttled"
+	EventLogout         = "session.logout"
+	EventSessionRevoked = "session.revoked"
+)
+
+// Event is one security-relevant thing that happened to an account. It
+// never holds a secret: no password, code, token or seed.
+type Event struct {
+	ID        string
+	UserID    string
+	SessionID string
+	Type      string
+	Detail    string // e.g. the factor kind or id; never a secret
+	At        time.Time
+	IP        string
+	UserAgent string
+}
+
+// EventStore keeps events. It is implemented by store.
+type EventStore interface {
+	AddEvent(ctx context.Context, e Event) error
+	// Events returns a user's newest events first, at most limit.
+	Events(ctx context.Context, userID string, limit int) ([]Event, error)
+}

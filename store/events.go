@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+// eventRetention is how long security events are kept.
+const eventRetention = 90 * 24 * time.Hour
+
+type eventDoc struct {
+	ID        string    `bson:"_id"`
+	UserID    string    `bson:"user_id"`
+	SessionID string    `bson:"sid,omitempty"`
+	Type      string    `bson:"type"`
+	Detail    string    `bson:"detail,omitempty"`
+	At        time.Time `bson:"at"`
+	IP        string    `bson:"ip,omitempty"`
+	UserAgent string    `bson:"ua,omitempty"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// Events implements mfa.EventStore.
+type Events struct{ db *DB }
+
+// Events returns the security event store.
+func (db *DB) Events() *Events { return &Events{db: db} }
+
+// AddEvent inserts e; it expires after 90 days.
+func (ev *Events) AddEvent(ctx context.Context, e mfa.Event) error {
+	_, err := ev.db.db.Collection(colEvents).InsertOne(ctx, eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID,
+		Type: e.Type, Detail: e.Detail, At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()})
+	if err != nil {
+		return fmt.Errorf("store: insert event: %w", err)
+	}
+	return nil
+}
+
+// Events returns a user's newest events, served by the (user_id, at)
+// index on MongoDB; FerretDB scans, which is why events expire.
+func (ev *Events) Events(ctx context.Context, userID string, limit int) ([]mfa.Event, error) {
+	cur, err := ev.db.db.Collection(colEvents).Find(ctx, bson.M{"user_id": userID},
+		options.Find().SetSort(bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("store: find events: %w", err)
+	}
+	var docs []eventDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("store: read events: %w", err)
+	}
+	out := make([]mfa.Event, len(docs))
+	for i, d := range docs {
+		out[i] = mfa.Event{ID: d.ID, UserID: d.UserID, SessionID: d.SessionID, Type: d.Type, Detail: d.Detail, At: d.At, IP: d.IP, UserAgent: d.UserAgent}
+	}
+	return out, nil
+}
