@@ -158,6 +158,10 @@ func (s *Server) respondTokens(c *gin.Context, sess *tokens.Session, refresh str
 	s.m.issued.WithLabelValues("access", "issued").Inc()
 	resp := tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: access,
 		ExpiresIn: ttl(claims.Expiry, s.Now()), RefreshToken: refresh, ACR: sess.ACR, AMR: sess.AMR}
+	if refresh != "" && s.cookieMode(c) {
+		s.setRefreshCookie(c, refresh, min(s.Sessions.RefreshTTL, sess.ExpiresAt.Sub(s.Now())))
+		resp.RefreshToken = ""
+	}
 	if n, ok := c.Get(ctxRecoveryLeft); ok {
 		left := n.(int)
 		resp.RecoveryCodesLeft = &left

@@ -221,11 +221,12 @@ func (s *Server) cors(c *gin.Context) {
 	}
 	h := c.Writer.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true") // exact origin only, never *
 	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id")
 	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, X-Stepup-Cookie")
 		h.Set("Access-Control-Max-Age", "600")
 		c.AbortWithStatus(http.StatusNoContent)
 		return

@@ -23,6 +23,9 @@ func (s *Server) logout(c *gin.Context) {
 		return
 	}
 	s.event(c, ac.Subject, ac.Session, mfa.EventLogout, "")
+	if _, err := c.Request.Cookie(refreshCookie); err == nil {
+		s.clearRefreshCookie(c)
+	}
 	s.m.issued.WithLabelValues("session", "logout").Inc()
 	c.Status(http.StatusNoContent)
 }

@@ -19,12 +19,22 @@ type refreshRequest struct {
 // them. A rotated token presented again revokes the whole session.
 func (s *Server) refresh(c *gin.Context) {
 	var req refreshRequest
-	if err := decode(c, &req); err != nil {
-		_ = c.Error(err)
-		return
+	if c.Request.ContentLength != 0 {
+		if err := decode(c, &req); err != nil {
+			_ = c.Error(err)
+			return
+		}
 	}
-	if req.RefreshToken == "" || len(req.RefreshToken) > 256 {
-		_ = c.Error(badRequest("refresh_token is required"))
+	if req.RefreshToken == "" {
+		tok, err := s.cookieRefresh(c)
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		req.RefreshToken = tok
+	}
+	if len(req.RefreshToken) > 256 {
+		_ = c.Error(badRequest("refresh_token is too long"))
 		return
 	}
 	sess, next, err := s.Sessions.Rotate(c.Request.Context(), req.RefreshToken)
