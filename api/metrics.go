@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -13,6 +14,7 @@ type metrics struct {
 	verifies *prometheus.CounterVec
 	issued   *prometheus.CounterVec
 	lockouts prometheus.Counter
+	stepups  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -30,11 +32,17 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "stepup_throttled_total", Help: "Attempts refused by an attempt budget.",
 		}),
+		stepups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stepup_stepups_total", Help: "Completed step-ups by requested and granted acr.",
+		}, []string{"requested", "granted"}),
 	}
-	reg.MustRegister(m.requests, m.verifies, m.issued, m.lockouts)
+	reg.MustRegister(m.requests, m.verifies, m.issued, m.lockouts, m.stepups)
 	return m
 }
 
+// observe records each request's latency and writes one access-log line
+// with the request id. No body, query or header value is logged: they may
+// hold passwords, codes or tokens.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -42,5 +50,10 @@ func (s *Server) observe(c *gin.Context) {
 	if route == "" {
 		route = "unmatched"
 	}
-	s.m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+	elapsed := time.Since(start)
+	status := c.Writer.Status()
+	s.m.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Observe(elapsed.Seconds())
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request",
+		slog.String("request_id", requestID(c)), slog.String("method", c.Request.Method), slog.String("route", route),
+		slog.Int("status", status), slog.Duration("duration", elapsed), slog.String("client", c.ClientIP()))
 }

@@ -144,7 +144,7 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		_ = c.Error(err)
 		return
 	}
-	s.m.issued.WithLabelValues("session", "stepped_up_"+a.ACR).Inc()
+	s.m.stepups.WithLabelValues(pc.ACR, a.ACR).Inc()
 	s.event(c, u.ID, sess.ID, mfa.EventStepUp, a.ACR+" "+strings.Join(a.AMR, ","))
 	s.respondTokens(c, sess, "", http.StatusOK)
 }

@@ -70,6 +70,13 @@ func toProblem(err error) *Problem {
 	if errors.As(err, &p) {
 		return p
 	}
+	var down interface{ Unavailable() bool }
+	if errors.As(err, &down) && down.Unavailable() {
+		p = problem(http.StatusServiceUnavailable, "unavailable", "the service's store is unreachable; retry shortly")
+		p.RetryAfter = 2
+		p.Err = err
+		return p
+	}
 	var th *mfa.ThrottledError
 	if errors.As(err, &th) {
 		if th.Locked {

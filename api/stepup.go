@@ -40,6 +40,7 @@ func (s *Server) stepup(c *gin.Context) {
 	now := s.Now()
 	fresh := req.MaxAge == nil || now.Sub(sess.AuthTime) <= time.Duration(*req.MaxAge)*time.Second
 	if s.Policy.Satisfies(sess.ACR, want) && fresh {
+		s.m.stepups.WithLabelValues(want, sess.ACR).Inc()
 		s.respondTokens(c, sess, "", http.StatusOK)
 		return
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -36,7 +35,7 @@ func (b *Budgets) Hint(ctx context.Context, scope string) (next, reset int64, er
 		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: find budget: %w", err)
+		return 0, 0, opError(err, "find budget")
 	}
 	return doc.Next, doc.Reset, nil
 }
@@ -58,7 +57,7 @@ func (b *Budgets) Advance(ctx context.Context, scope string, next, reset int64) 
 	}
 	_, err := b.hints.UpdateOne(ctx, bson.M{"_id": scope}, bson.M{"$max": set}, options.UpdateOne().SetUpsert(true))
 	if err != nil && !isDuplicate(err) { // two first upserts may race; the loser's raise is a hint
-		return fmt.Errorf("store: advance budget: %w", err)
+		return opError(err, "advance budget")
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -45,7 +44,7 @@ func (cs *Ceremonies) SaveCeremony(ctx context.Context, c mfa.Ceremony) error {
 	_, err := cs.db.db.Collection(colCeremony).InsertOne(ctx, ceremonyDoc{ID: c.Challenge, Kind: c.Kind, UserID: c.UserID,
 		Binding: c.Binding, Session: c.Session, ExpiresAt: c.ExpiresAt.UTC()})
 	if err != nil {
-		return fmt.Errorf("store: insert ceremony: %w", err)
+		return opError(err, "insert ceremony")
 	}
 	return nil
 }
@@ -58,7 +57,7 @@ func (cs *Ceremonies) Ceremony(ctx context.Context, challenge string) (mfa.Cerem
 		return mfa.Ceremony{}, mfa.ErrNotFound
 	}
 	if err != nil {
-		return mfa.Ceremony{}, fmt.Errorf("store: find ceremony: %w", err)
+		return mfa.Ceremony{}, opError(err, "find ceremony")
 	}
 	return mfa.Ceremony{Challenge: d.ID, Kind: d.Kind, UserID: d.UserID, Binding: d.Binding, Session: d.Session, ExpiresAt: d.ExpiresAt}, nil
 }
@@ -71,7 +70,7 @@ func (cs *Ceremonies) ClaimCredential(ctx context.Context, id []byte, userID str
 		return mfa.ErrUsed
 	}
 	if err != nil {
-		return fmt.Errorf("store: claim credential: %w", err)
+		return opError(err, "claim credential")
 	}
 	return nil
 }
@@ -80,7 +79,7 @@ func (cs *Ceremonies) ClaimCredential(ctx context.Context, id []byte, userID str
 func (cs *Ceremonies) ReleaseCredential(ctx context.Context, id []byte) error {
 	_, err := cs.db.db.Collection(colCreds).DeleteOne(ctx, bson.M{"_id": mfa.CredentialKey(id)})
 	if err != nil {
-		return fmt.Errorf("store: release credential: %w", err)
+		return opError(err, "release credential")
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -38,7 +37,7 @@ func (c *Claims) Claim(ctx context.Context, id string, expires time.Time) error 
 		return mfa.ErrUsed
 	}
 	if err != nil {
-		return fmt.Errorf("store: claim %s: %w", c.coll.Name(), err)
+		return opError(err, "claim %s", c.coll.Name())
 	}
 	return nil
 }
@@ -51,7 +50,7 @@ func (c *Claims) ClaimTime(ctx context.Context, id string) (time.Time, error) {
 		return time.Time{}, mfa.ErrNotFound
 	}
 	if err != nil {
-		return time.Time{}, fmt.Errorf("store: find claim in %s: %w", c.coll.Name(), err)
+		return time.Time{}, opError(err, "find claim in %s", c.coll.Name())
 	}
 	return doc.At, nil
 }
@@ -67,7 +66,7 @@ func (c *Claims) AnyClaimed(ctx context.Context, ids ...string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: find claims in %s: %w", c.coll.Name(), err)
+		return false, opError(err, "find claims in %s", c.coll.Name())
 	}
 	return true, nil
 }
@@ -76,7 +75,7 @@ func (c *Claims) AnyClaimed(ctx context.Context, ids ...string) (bool, error) {
 func (c *Claims) CountClaimed(ctx context.Context, ids ...string) (int, error) {
 	n, err := c.coll.CountDocuments(ctx, bson.M{"_id": bson.M{"$in": ids}})
 	if err != nil {
-		return 0, fmt.Errorf("store: count claims in %s: %w", c.coll.Name(), err)
+		return 0, opError(err, "count claims in %s", c.coll.Name())
 	}
 	return int(n), nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -37,7 +36,7 @@ func (ev *Events) AddEvent(ctx context.Context, e mfa.Event) error {
 	_, err := ev.db.db.Collection(colEvents).InsertOne(ctx, eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID,
 		Type: e.Type, Detail: e.Detail, At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()})
 	if err != nil {
-		return fmt.Errorf("store: insert event: %w", err)
+		return opError(err, "insert event")
 	}
 	return nil
 }
@@ -48,11 +47,11 @@ func (ev *Events) Events(ctx context.Context, userID string, limit int) ([]mfa.E
 	cur, err := ev.db.db.Collection(colEvents).Find(ctx, bson.M{"user_id": userID},
 		options.Find().SetSort(bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return nil, fmt.Errorf("store: find events: %w", err)
+		return nil, opError(err, "find events")
 	}
 	var docs []eventDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("store: read events: %w", err)
+		return nil, opError(err, "read events")
 	}
 	out := make([]mfa.Event, len(docs))
 	for i, d := range docs {

@@ -33,11 +33,11 @@ func (db *DB) Keys() *Keys { return &Keys{db: db} }
 func (k *Keys) Keys(ctx context.Context) ([]tokens.Key, error) {
 	cur, err := k.db.db.Collection(colKeys).Find(ctx, bson.M{})
 	if err != nil {
-		return nil, fmt.Errorf("store: find keys: %w", err)
+		return nil, opError(err, "find keys")
 	}
 	var docs []keyDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("store: read keys: %w", err)
+		return nil, opError(err, "read keys")
 	}
 	out := make([]tokens.Key, 0, len(docs))
 	for _, d := range docs {
@@ -47,7 +47,7 @@ func (k *Keys) Keys(ctx context.Context) ([]tokens.Key, error) {
 		}
 		priv, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
-			return nil, fmt.Errorf("store: parse key %s: %w", d.ID, err)
+			return nil, opError(err, "parse key %s", d.ID)
 		}
 		signer, ok := priv.(crypto.Signer)
 		if !ok {
@@ -62,7 +62,7 @@ func (k *Keys) Keys(ctx context.Context) ([]tokens.Key, error) {
 func (k *Keys) AddKey(ctx context.Context, key tokens.Key) error {
 	der, err := x509.MarshalPKCS8PrivateKey(key.Private)
 	if err != nil {
-		return fmt.Errorf("store: marshal key: %w", err)
+		return opError(err, "marshal key")
 	}
 	sealed, err := k.db.seal.seal(der, "key|"+key.ID)
 	if err != nil {
@@ -71,7 +71,7 @@ func (k *Keys) AddKey(ctx context.Context, key tokens.Key) error {
 	_, err = k.db.db.Collection(colKeys).InsertOne(ctx, keyDoc{ID: key.ID, Alg: key.Alg, Private: sealed,
 		CreatedAt: key.CreatedAt.UTC(), ActiveAt: key.ActiveAt.UTC(), RetireAt: key.RetireAt.UTC()})
 	if err != nil {
-		return fmt.Errorf("store: insert key: %w", err)
+		return opError(err, "insert key")
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ func (k *Keys) AddKey(ctx context.Context, key tokens.Key) error {
 func (k *Keys) SetRetire(ctx context.Context, id string, at time.Time) error {
 	_, err := k.db.db.Collection(colKeys).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$set": bson.M{"retire_at": at.UTC()}})
 	if err != nil {
-		return fmt.Errorf("store: retire key %s: %w", id, err)
+		return opError(err, "retire key %s", id)
 	}
 	return nil
 }
@@ -89,7 +89,7 @@ func (k *Keys) SetRetire(ctx context.Context, id string, at time.Time) error {
 func (k *Keys) DeleteKey(ctx context.Context, id string) error {
 	_, err := k.db.db.Collection(colKeys).DeleteOne(ctx, bson.M{"_id": id})
 	if err != nil {
-		return fmt.Errorf("store: delete key %s: %w", id, err)
+		return opError(err, "delete key %s", id)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
-	"fmt"
 )
 
 // sealer encrypts secrets at rest with AES-256-GCM under the master key.
@@ -23,11 +22,11 @@ func newSealer(key []byte) (*sealer, error) {
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("store: master key: %w", err)
+		return nil, opError(err, "master key")
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("store: master key: %w", err)
+		return nil, opError(err, "master key")
 	}
 	return &sealer{aead: aead}, nil
 }
@@ -37,7 +36,7 @@ func (s *sealer) seal(plain []byte, ad string) ([]byte, error) {
 	out[0] = sealVersion
 	nonce := make([]byte, s.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("store: nonce: %w", err)
+		return nil, opError(err, "nonce")
 	}
 	out = append(out, nonce...)
 	return s.aead.Seal(out, nonce, plain, []byte(ad)), nil

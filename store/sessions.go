@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -44,7 +43,7 @@ func (s *Sessions) CreateSession(ctx context.Context, sess *tokens.Session) erro
 		CreatedAt: sess.CreatedAt.UTC(), AuthTime: sess.AuthTime.UTC(), ACR: sess.ACR, AMR: sess.AMR,
 		ExpiresAt: sess.ExpiresAt.UTC()})
 	if err != nil {
-		return fmt.Errorf("store: insert session: %w", err)
+		return opError(err, "insert session")
 	}
 	return nil
 }
@@ -57,7 +56,7 @@ func (s *Sessions) Session(ctx context.Context, id string) (*tokens.Session, err
 		return nil, tokens.ErrSessionNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find session: %w", err)
+		return nil, opError(err, "find session")
 	}
 	return &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
 		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt}, nil
@@ -69,7 +68,7 @@ func (s *Sessions) RevokeSession(ctx context.Context, id string, at time.Time) e
 	_, err := s.db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id, "revoked_at": bson.M{"$exists": false}},
 		bson.M{"$set": bson.M{"revoked_at": at.UTC()}})
 	if err != nil {
-		return fmt.Errorf("store: revoke session: %w", err)
+		return opError(err, "revoke session")
 	}
 	return nil
 }
@@ -80,7 +79,7 @@ func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, a
 	_, err := s.db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id},
 		bson.M{"$set": bson.M{"auth_time": authTime.UTC(), "acr": acr, "amr": amr}})
 	if err != nil {
-		return fmt.Errorf("store: set session auth: %w", err)
+		return opError(err, "set session auth")
 	}
 	return nil
 }
@@ -90,7 +89,7 @@ func (s *Sessions) AddRefresh(ctx context.Context, r tokens.Refresh) error {
 	_, err := s.db.db.Collection(colRefresh).InsertOne(ctx, refreshDoc{ID: r.Hash, SessionID: r.SessionID, UserID: r.UserID,
 		Parent: r.Parent, IssuedAt: r.IssuedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC()})
 	if err != nil {
-		return fmt.Errorf("store: insert refresh token: %w", err)
+		return opError(err, "insert refresh token")
 	}
 	return nil
 }
@@ -103,7 +102,7 @@ func (s *Sessions) Refresh(ctx context.Context, hash string) (tokens.Refresh, er
 		return tokens.Refresh{}, tokens.ErrRefreshUnknown
 	}
 	if err != nil {
-		return tokens.Refresh{}, fmt.Errorf("store: find refresh token: %w", err)
+		return tokens.Refresh{}, opError(err, "find refresh token")
 	}
 	return tokens.Refresh{Hash: d.ID, SessionID: d.SessionID, UserID: d.UserID, Parent: d.Parent,
 		IssuedAt: d.IssuedAt, ExpiresAt: d.ExpiresAt}, nil
@@ -117,7 +116,7 @@ func (s *Sessions) ClaimRotation(ctx context.Context, parent string, expires tim
 		return tokens.ErrRotated
 	}
 	if err != nil {
-		return fmt.Errorf("store: claim rotation: %w", err)
+		return opError(err, "claim rotation")
 	}
 	return nil
 }
@@ -129,7 +128,7 @@ func (s *Sessions) Rotated(ctx context.Context, hash string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: find rotation: %w", err)
+		return false, opError(err, "find rotation")
 	}
 	return true, nil
 }
@@ -142,7 +141,7 @@ func (s *Sessions) RevokeUserSessions(ctx context.Context, userID, except string
 		bson.M{"user_id": userID, "_id": bson.M{"$ne": except}, "revoked_at": bson.M{"$exists": false}},
 		bson.M{"$set": bson.M{"revoked_at": at.UTC()}})
 	if err != nil {
-		return fmt.Errorf("store: revoke user sessions: %w", err)
+		return opError(err, "revoke user sessions")
 	}
 	return nil
 }

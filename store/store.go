@@ -98,7 +98,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect: %w", err)
+		return nil, opError(err, "connect")
 	}
 	db := &DB{client: client, db: client.Database(name), seal: seal, log: cfg.Logger, now: cfg.Now}
 	if err := db.Ping(ctx); err != nil {
@@ -115,7 +115,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // Ping checks the server answers.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.client.Ping(ctx, nil); err != nil {
-		return fmt.Errorf("store: ping: %w", err)
+		return opError(err, "ping")
 	}
 	return nil
 }
@@ -127,7 +127,7 @@ func (db *DB) Close(ctx context.Context) error {
 		db.sweepDone.Wait()
 	}
 	if err := db.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("store: disconnect: %w", err)
+		return opError(err, "disconnect")
 	}
 	return nil
 }
@@ -147,21 +147,21 @@ func (db *DB) createIndexes(ctx context.Context) error {
 			continue
 		}
 		if !isNotImplemented(err) {
-			return fmt.Errorf("store: create TTL index on %s: %w", name, err)
+			return opError(err, "create TTL index on %s", name)
 		}
 		db.ttl = false
 		plain := mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}
 		if _, err := db.db.Collection(name).Indexes().CreateOne(ctx, plain); err != nil && !isNotImplemented(err) {
-			return fmt.Errorf("store: create index on %s: %w", name, err)
+			return opError(err, "create index on %s", name)
 		}
 	}
 	idx := mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}
 	if _, err := db.db.Collection(colSessions).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
-		return fmt.Errorf("store: create index on sessions: %w", err)
+		return opError(err, "create index on sessions")
 	}
 	idx = mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}, Options: options.Index().SetName("user_id_at")}
 	if _, err := db.db.Collection(colEvents).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
-		return fmt.Errorf("store: create index on events: %w", err)
+		return opError(err, "create index on events")
 	}
 	return nil
 }
@@ -204,7 +204,7 @@ func (db *DB) Sweep(ctx context.Context) (int64, error) {
 	for _, name := range expiring {
 		res, err := db.db.Collection(name).DeleteMany(ctx, bson.M{"expires_at": bson.M{"$lt": now}})
 		if err != nil {
-			return total, fmt.Errorf("store: sweep %s: %w", name, err)
+			return total, opError(err, "sweep %s", name)
 		}
 		total += res.DeletedCount
 	}
@@ -239,4 +239,27 @@ func isNotImplemented(err error) bool {
 // caused by $set with code 1, not 11000; inserts use 11000 everywhere.
 func isDuplicate(err error) bool {
 	return mongo.IsDuplicateKeyError(err)
+}
+
+// unavailableError marks a failure to reach the server (network error,
+// timeout, no server selectable). api answers it with 503 by asking for the
+// Unavailable method, without importing this package.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string     { return e.err.Error() }
+func (e *unavailableError) Unwrap() error     { return e.err }
+func (e *unavailableError) Unavailable() bool { return true }
+
+// opError adds context to a driver error and marks connectivity failures.
+func opError(err error, format string, args ...any) error {
+	wrapped := fmt.Errorf("store: "+format+": %w", append(args, err)...)
+	if mongo.IsNetworkError(err) || mongo.IsTimeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, mongo.ErrClientDisconnected) || isSelectionError(err) {
+		return &unavailableError{wrapped}
+	}
+	return wrapped
+}
+
+func isSelectionError(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server selection error")
 }

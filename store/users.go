@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -62,7 +61,7 @@ func (db *DB) CreateUser(ctx context.Context, u *mfa.User) error {
 		return err
 	}
 	if _, err := db.db.Collection(colUsers).InsertOne(ctx, doc); err != nil {
-		return fmt.Errorf("store: insert user: %w", err)
+		return opError(err, "insert user")
 	}
 	_, err = db.db.Collection(colUsernames).InsertOne(ctx, usernameDoc{ID: u.Username, UserID: u.ID})
 	if err != nil {
@@ -71,7 +70,7 @@ func (db *DB) CreateUser(ctx context.Context, u *mfa.User) error {
 		if isDuplicate(err) {
 			return mfa.ErrUsernameTaken
 		}
-		return fmt.Errorf("store: insert username: %w", err)
+		return opError(err, "insert username")
 	}
 	return nil
 }
@@ -84,7 +83,7 @@ func (db *DB) UserByName(ctx context.Context, username string) (*mfa.User, error
 		return nil, mfa.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find username: %w", err)
+		return nil, opError(err, "find username")
 	}
 	return db.User(ctx, n.UserID)
 }
@@ -97,7 +96,7 @@ func (db *DB) User(ctx context.Context, id string) (*mfa.User, error) {
 		return nil, mfa.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: find user %s: %w", id, err)
+		return nil, opError(err, "find user %s", id)
 	}
 	return db.docToUser(&doc)
 }
@@ -116,7 +115,7 @@ func (db *DB) UpdateUser(ctx context.Context, u *mfa.User) error {
 		bson.M{"_id": u.ID, "rev": u.Rev},
 		bson.M{"$set": bson.M{"password": doc.Password, "factors": doc.Factors, "recovery": doc.Recovery, "rev": u.Rev + 1}})
 	if err != nil {
-		return fmt.Errorf("store: update user %s: %w", u.ID, err)
+		return opError(err, "update user %s", u.ID)
 	}
 	if res.MatchedCount == 0 {
 		if _, err := db.User(ctx, u.ID); errors.Is(err, mfa.ErrNotFound) {

@@ -78,7 +78,10 @@ func (a *App) Open(ctx context.Context) error {
 			"data_dir", c.DataDir, "uri", uri,
 			"production", "set STEPUP_MONGODB_URI to a MongoDB replica set and STEPUP_MASTER_KEY to share state across instances")
 	}
-	db, err := store.Open(ctx, store.Config{URI: uri, Database: c.Database, MasterKey: c.MasterKey, Logger: log, Now: a.Now})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	db, err := store.Open(ctx, store.Config{URI: uri, Database: c.Database, MasterKey: c.MasterKey, Logger: log, Now: a.Now,
+		Monitor: storeMonitor(reg)})
 	if err != nil {
 		a.closeStore()
 		return fmt.Errorf("STEPUP_MONGODB_URI: %w", err)
@@ -117,9 +120,6 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	totp := mfa.NewTOTP(issuerName(c.Issuer), db.Steps())
 	totp.Now = a.Now
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
 	rp, err := webauthn.New(&webauthn.Config{RPID: c.RPID, RPDisplayName: "stepup", RPOrigins: c.RPOrigins,
 		Timeouts: webauthn.TimeoutsConfig{
 			Login:        webauthn.TimeoutConfig{Enforce: true, Timeout: 5 * time.Minute, TimeoutUVD: 5 * time.Minute},

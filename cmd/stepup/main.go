@@ -1,6 +1,7 @@
 // Command stepup runs the stepup MFA service.
 //
 //	stepup [serve] [flags]   run the service (the default)
+//	stepup devstore [flags]  run the embedded store alone, for several local instances
 //
 // Configuration comes from STEPUP_* environment variables, mirrored by
 // flags; see README.md.
@@ -25,6 +26,11 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "devstore" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return devstore(ctx, args[1:])
+	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	}
