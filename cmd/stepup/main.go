@@ -2,6 +2,7 @@
 //
 //	stepup [serve] [flags]   run the service (the default)
 //	stepup devstore [flags]  run the embedded store alone, for several local instances
+//	stepup healthcheck       probe the local service (container health checks)
 //
 // Configuration comes from STEPUP_* environment variables, mirrored by
 // flags; see README.md.
@@ -30,6 +31,9 @@ func run(args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return devstore(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(context.Background(), args[1:])
 	}
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
