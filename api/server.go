@@ -143,6 +143,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	me.DELETE("/factors/:id", s.removeFactor)
 	me.POST("/recovery-codes", s.newRecoveryCodes)
 	me.GET("/events", s.myEvents)
+	me.POST("/password", s.changePassword)
 	return s
 }
 

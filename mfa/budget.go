@@ -117,3 +117,15 @@ func (b *Budget) backoff(n int64) time.Duration {
 func slotID(scope string, k int64) string {
 	return scope + "|" + strconv.FormatInt(k, 10)
 }
+
+// Reset forgives a scope's failures (an administrator's unlock).
+func (b *Budget) Reset(ctx context.Context, scope string) error {
+	next, _, err := b.Store.Hint(ctx, scope)
+	if err != nil {
+		return err
+	}
+	if next <= 1 {
+		return nil
+	}
+	return b.Store.Advance(ctx, scope, 0, next-1)
+}

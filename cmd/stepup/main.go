@@ -3,6 +3,7 @@
 //	stepup [serve] [flags]   run the service (the default)
 //	stepup devstore [flags]  run the embedded store alone, for several local instances
 //	stepup healthcheck       probe the local service (container health checks)
+//	stepup admin reset|unlock USERNAME   account recovery by an operator
 //
 // Configuration comes from STEPUP_* environment variables, mirrored by
 // flags; see README.md.
@@ -31,6 +32,9 @@ func run(args []string) error {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return devstore(ctx, args[1:])
+	}
+	if len(args) > 0 && args[0] == "admin" {
+		return admin(context.Background(), args[1:])
 	}
 	if len(args) > 0 && args[0] == "healthcheck" {
 		return healthcheck(context.Background(), args[1:])

@@ -1,0 +1,78 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+type passwordChange struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword is POST /v1/me/password. It needs the current password
+// (counted against the username's password budget) and, for a user with a
+// second factor, a fresh aal2 session; it ends the user's other sessions.
+func (s *Server) changePassword(c *gin.Context) {
+	var req passwordChange
+	if err := decode(c, &req); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	next, err := mfa.NormalizePassword(req.NewPassword)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	ac := accessClaims(c)
+	ctx := c.Request.Context()
+	u, err := s.Users.User(ctx, ac.Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if len(u.Confirmed("")) > 0 && !s.fresh(ac, s.Policy.Levels[1], s.cfg.FreshAuth) {
+		_ = c.Error(insufficient(s.Policy.Levels[1], int(s.cfg.FreshAuth/time.Second)))
+		return
+	}
+	attempt, err := s.LoginBudget.Take(ctx, "pwd|"+u.Username)
+	if err != nil {
+		s.throttled(err)
+		_ = c.Error(err)
+		return
+	}
+	cur, _ := mfa.NormalizePassword(req.CurrentPassword)
+	if _, err := s.Password.Verify(ctx, u.PasswordHash, cur); err != nil {
+		if errors.Is(err, mfa.ErrBadCredentials) {
+			s.event(c, u.ID, ac.Session, mfa.EventLoginFailure, "password change")
+		}
+		_ = c.Error(err)
+		return
+	}
+	if err := s.LoginBudget.Succeed(ctx, attempt); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	hash, err := s.Password.Hash(ctx, next)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	u.PasswordHash = hash
+	if err := s.Users.UpdateUser(ctx, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if err := s.Sessions.Store.RevokeUserSessions(context.WithoutCancel(ctx), u.ID, ac.Session, s.Now()); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	s.event(c, u.ID, ac.Session, mfa.EventPasswordChanged, "other sessions ended")
+	c.Status(http.StatusNoContent)
+}
