@@ -178,7 +178,7 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 	}
 	if _, err := s.TOTP.Verify(ctx, f, req.Code); err != nil {
 		s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
-		_ = c.Error(err)
+		_ = c.Error(notTheToken(err))
 		return
 	}
 	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
@@ -403,4 +403,19 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 		return nil
 	}
 	return s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, acr, amr)
+}
+
+// getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.
+func (s *Server) getFactor(c *gin.Context) {
+	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	f := u.Factor(c.Param("id"))
+	if f == nil {
+		_ = c.Error(mfa.ErrNotEnrolled)
+		return
+	}
+	writeJSON(c, http.StatusOK, viewFactor(f))
 }

@@ -96,7 +96,7 @@ func (s *Server) login(c *gin.Context) {
 	}
 
 	factors := offeredFactors(u)
-	if len(factors) == 0 && !s.cfg.RequireMFA {
+	if len(factors) == 0 {
 		s.complete(c, u.ID, s.Now(), s.Policy.PasswordOnly(), http.StatusOK)
 		return
 	}
@@ -120,6 +120,9 @@ func offeredFactors(u *mfa.User) []string {
 	}
 	if len(u.Confirmed(mfa.KindWebAuthn)) > 0 {
 		out = append(out, string(mfa.KindWebAuthn))
+	}
+	if len(out) > 0 && len(u.RecoveryCodes) > 0 {
+		out = append(out, mfa.KindRecovery)
 	}
 	return out
 }

@@ -52,7 +52,7 @@ func (s *Server) changePassword(c *gin.Context) {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			s.event(c, u.ID, ac.Session, mfa.EventLoginFailure, "password change")
 		}
-		_ = c.Error(err)
+		_ = c.Error(notTheToken(err))
 		return
 	}
 	if err := s.LoginBudget.Succeed(ctx, attempt); err != nil {

@@ -38,6 +38,19 @@ func (p *Problem) Error() string {
 
 func (p *Problem) Unwrap() error { return p.Err }
 
+// notTheToken turns a 401 for a failed factor or password into a 400 on
+// routes where the bearer access token itself was fine, so an RFC 6750
+// client does not take it for a bad token.
+func notTheToken(err error) error {
+	p := toProblem(err)
+	if p.Status == http.StatusUnauthorized && p.Code != "invalid_token" && p.Code != "insufficient_user_authentication" {
+		q := *p
+		q.Status, q.Title, q.Challenge = http.StatusBadRequest, http.StatusText(http.StatusBadRequest), ""
+		return &q
+	}
+	return err
+}
+
 func problem(status int, code, detail string) *Problem {
 	return &Problem{Status: status, Code: code, Title: http.StatusText(status), Detail: detail}
 }
@@ -95,6 +108,8 @@ func toProblem(err error) *Problem {
 	case errors.Is(err, mfa.ErrBadCode):
 		p = problem(http.StatusUnauthorized, "mfa_failed", "the second factor was not accepted")
 		p.Challenge = `Bearer realm="stepup"`
+	case errors.Is(err, mfa.ErrMalformedRecovery):
+		p = badRequest("a recovery code is 16 letters and digits, as shown, in groups of four")
 	case errors.Is(err, mfa.ErrMalformedCode):
 		p = badRequest("code must be a string of exactly the configured number of digits")
 	case errors.Is(err, mfa.ErrInvalidUsername):

@@ -21,8 +21,8 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	if len(req.Code) > 64 {
-		_ = c.Error(mfa.ErrMalformedCode)
+	if _, err := mfa.NormalizeRecoveryCode(req.Code); err != nil {
+		_ = c.Error(err)
 		return
 	}
 	pc := pendingClaims(c)

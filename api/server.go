@@ -34,9 +34,6 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
 	// for the client address in security events; none by default.
 	TrustedProxies []string
-	// RequireMFA refuses password-only sign-in for users without factors
-	// (they still get a token to enroll one, at aal1). False by default.
-	RequireMFA bool
 	// IntrospectionClients maps client id to secret for RFC 7662.
 	IntrospectionClients map[string]string
 }
@@ -135,6 +132,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	me := v1.Group("/me", s.requireAccess)
 	me.GET("", s.me)
 	me.GET("/factors", s.listFactors)
+	me.GET("/factors/:id", s.getFactor)
 	me.POST("/factors/totp", s.enrollTOTP)
 	me.POST("/factors/totp/:id/confirm", s.confirmTOTP)
 	me.POST("/factors/webauthn/options", s.webauthnRegisterOptions)

@@ -50,9 +50,6 @@ func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
 			return nil, badRequest("parameter " + sanitize(k) + " must appear once")
 		}
 	}
-	if form.Get("token") == "" {
-		return nil, badRequest("token is required")
-	}
 	return form, nil
 }
 
@@ -99,6 +96,9 @@ func (s *Server) sessionOf(c *gin.Context, token string) (sess *tokens.Session, 
 // answer is 200 whether or not the token was known (§2.2).
 func (s *Server) revoke(c *gin.Context) {
 	form, err := readForm(c, "token", "token_type_hint")
+	if err == nil && form.Get("token") == "" {
+		err = badRequest("token is required")
+	}
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -131,6 +131,9 @@ func (s *Server) introspect(c *gin.Context) {
 		return
 	}
 	form, err := readForm(c, "token", "token_type_hint")
+	if err == nil && form.Get("token") == "" {
+		err = badRequest("token is required")
+	}
 	if err != nil {
 		_ = c.Error(err)
 		return

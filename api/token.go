@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -19,7 +20,20 @@ type refreshRequest struct {
 // them. A rotated token presented again revokes the whole session.
 func (s *Server) refresh(c *gin.Context) {
 	var req refreshRequest
-	if c.Request.ContentLength != 0 {
+	switch mt, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); {
+	case mt == "application/x-www-form-urlencoded":
+		// RFC 6749 §6: grant_type=refresh_token&refresh_token=…
+		form, err := readForm(c, "grant_type", "refresh_token")
+		if err != nil {
+			_ = c.Error(err)
+			return
+		}
+		if form.Get("grant_type") != "refresh_token" {
+			_ = c.Error(badRequest("grant_type must be refresh_token"))
+			return
+		}
+		req.RefreshToken = form.Get("refresh_token")
+	case c.Request.ContentLength != 0:
 		if err := decode(c, &req); err != nil {
 			_ = c.Error(err)
 			return

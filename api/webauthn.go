@@ -111,7 +111,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 			_ = c.Error(problem(http.StatusConflict, "conflict", "this credential is registered already"))
 			return
 		}
-		_ = c.Error(ceremonyFailed(err))
+		_ = c.Error(notTheToken(ceremonyFailed(err)))
 		return
 	}
 	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: s.Now(), Credential: cred}

@@ -12,22 +12,35 @@ func (s *Server) jwks(c *gin.Context) {
 	c.Data(http.StatusOK, "application/jwk-set+json", s.Keys.JWKS())
 }
 
-// metadata is GET /.well-known/oauth-authorization-server (RFC 8414).
+// metadata is GET /.well-known/oauth-authorization-server (RFC 8414), with
+// this service's own endpoints under stepup_* names.
 func (s *Server) metadata(c *gin.Context) {
 	iss := s.cfg.Issuer
 	c.Header("Cache-Control", "public, max-age=300")
 	c.JSON(http.StatusOK, gin.H{
-		"issuer":                                iss,
-		"jwks_uri":                              iss + "/.well-known/jwks.json",
-		"token_endpoint":                        iss + "/v1/token/refresh",
-		"grant_types_supported":                 []string{"refresh_token"},
-		"token_endpoint_auth_methods_supported": []string{"none"},
-		"response_types_supported":              []string{},
-		"acr_values_supported":                  s.Policy.Levels[:],
+		"issuer":                                         iss,
+		"jwks_uri":                                       iss + "/.well-known/jwks.json",
+		"token_endpoint":                                 iss + "/v1/token/refresh",
+		"grant_types_supported":                          []string{"refresh_token"},
+		"token_endpoint_auth_methods_supported":          []string{"none"},
+		"response_types_supported":                       []string{},
+		"revocation_endpoint":                            iss + "/v1/token/revoke",
+		"revocation_endpoint_auth_methods_supported":     []string{"none"},
+		"introspection_endpoint":                         iss + "/v1/token/introspect",
+		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic"},
+		"acr_values_supported":                           s.Policy.Levels[:],
 		"authorization_response_iss_parameter_supported": false,
 		"stepup_login_endpoint":                          iss + "/v1/login",
+		"stepup_stepup_endpoint":                         iss + "/v1/stepup",
 		"stepup_mfa_endpoints": gin.H{
-			"totp": iss + "/v1/mfa/totp/verify",
+			"totp":             iss + "/v1/mfa/totp/verify",
+			"webauthn_options": iss + "/v1/mfa/webauthn/options",
+			"webauthn":         iss + "/v1/mfa/webauthn/verify",
+			"recovery":         iss + "/v1/mfa/recovery/verify",
+		},
+		"stepup_passkey_endpoints": gin.H{
+			"options": iss + "/v1/passkeys/options",
+			"verify":  iss + "/v1/passkeys/verify",
 		},
 		"stepup_mfa_audience": s.cfg.MFAAudience,
 	})

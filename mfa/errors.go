@@ -8,19 +8,20 @@ import (
 
 // Sentinel errors. api maps them to problem codes; they never carry secrets.
 var (
-	ErrNotFound         = errors.New("mfa: not found")
-	ErrUsernameTaken    = errors.New("mfa: username taken")
-	ErrConflict         = errors.New("mfa: concurrent update")
-	ErrUsed             = errors.New("mfa: already used")
-	ErrInvalidUsername  = errors.New("mfa: invalid username")
-	ErrInvalidPassword  = errors.New("mfa: password does not meet the rules")
-	ErrBadCredentials   = errors.New("mfa: invalid credentials")
-	ErrBadCode          = errors.New("mfa: code not accepted")
-	ErrMalformedCode    = errors.New("mfa: malformed code")
-	ErrBudgetSpent      = errors.New("mfa: attempt budget spent")
-	ErrNotEnrolled      = errors.New("mfa: no such factor")
-	ErrAlreadyConfirmed = errors.New("mfa: factor already confirmed")
-	ErrBusy             = errors.New("mfa: too many concurrent password hashes")
+	ErrNotFound          = errors.New("mfa: not found")
+	ErrUsernameTaken     = errors.New("mfa: username taken")
+	ErrConflict          = errors.New("mfa: concurrent update")
+	ErrUsed              = errors.New("mfa: already used")
+	ErrInvalidUsername   = errors.New("mfa: invalid username")
+	ErrInvalidPassword   = errors.New("mfa: password does not meet the rules")
+	ErrBadCredentials    = errors.New("mfa: invalid credentials")
+	ErrBadCode           = errors.New("mfa: code not accepted")
+	ErrMalformedCode     = errors.New("mfa: malformed code")
+	ErrMalformedRecovery = errors.New("mfa: malformed recovery code")
+	ErrBudgetSpent       = errors.New("mfa: attempt budget spent")
+	ErrNotEnrolled       = errors.New("mfa: no such factor")
+	ErrAlreadyConfirmed  = errors.New("mfa: factor already confirmed")
+	ErrBusy              = errors.New("mfa: too many concurrent password hashes")
 )
 
 // ThrottledError says an account budget is in backoff or locked. RetryAfter

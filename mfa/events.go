@@ -9,7 +9,6 @@ import (
 const (
 	EventLoginSuccess    = "login.success"
 	EventLoginFailure    = "login.failure"
-	EventMFASuccess      = "mfa.success"
 	EventMFAFailure      = "mfa.failure"
 	EventFactorAdded     = "factor.added"
 	EventFactorRemoved   = "factor.removed"

@@ -51,16 +51,13 @@ func (r *Recovery) Generate(userID string) (codes, hashes []string, err error) {
 	return codes, hashes, nil
 }
 
-// Use spends one of u's codes. It returns ErrMalformedCode for a string
+// Use spends one of u's codes. It returns ErrMalformedRecovery for a string
 // that cannot be a code, and ErrBadCode for a wrong or already used one.
 // Hyphens, spaces and case are ignored.
 func (r *Recovery) Use(ctx context.Context, u *User, code string) error {
-	norm := strings.ToLower(strings.NewReplacer("-", "", " ", "").Replace(code))
-	if len(norm) != 16 {
-		return ErrMalformedCode
-	}
-	if _, err := recoveryEncoding.DecodeString(strings.ToUpper(norm)); err != nil {
-		return ErrMalformedCode
+	norm, err := NormalizeRecoveryCode(code)
+	if err != nil {
+		return err
 	}
 	h := recoveryHash(u.ID, norm)
 	found := false
@@ -72,11 +69,28 @@ func (r *Recovery) Use(ctx context.Context, u *User, code string) error {
 	if !found {
 		return ErrBadCode
 	}
-	err := r.Used.Claim(ctx, recoveryClaim(u.ID, h), time.Now().AddDate(100, 0, 0))
+	err = r.Used.Claim(ctx, recoveryClaim(u.ID, h), time.Now().AddDate(100, 0, 0))
 	if errors.Is(err, ErrUsed) {
 		return ErrBadCode
 	}
 	return err
+}
+
+// NormalizeRecoveryCode returns the canonical form of a code as typed:
+// hyphens, spaces and case are ignored. It returns ErrMalformedRecovery
+// for a string that cannot be a code.
+func NormalizeRecoveryCode(code string) (string, error) {
+	if len(code) > 64 {
+		return "", ErrMalformedRecovery
+	}
+	norm := strings.ToLower(strings.NewReplacer("-", "", " ", "").Replace(code))
+	if len(norm) != 16 {
+		return "", ErrMalformedRecovery
+	}
+	if _, err := recoveryEncoding.DecodeString(strings.ToUpper(norm)); err != nil {
+		return "", ErrMalformedRecovery
+	}
+	return norm, nil
 }
 
 // Remaining counts u's unused codes.

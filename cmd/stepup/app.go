@@ -143,7 +143,7 @@ func (a *App) Open(ctx context.Context) error {
 	tokenBudget.Keep = 10 * time.Minute
 	a.server = api.NewServer(api.Config{
 		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
-		CORSOrigins: c.CORSOrigins, RequireMFA: c.RequireMFA, IntrospectionClients: c.Introspectors,
+		CORSOrigins: c.CORSOrigins, IntrospectionClients: c.Introspectors,
 		TrustedProxies: c.TrustedProxies,
 	}, api.Deps{
 		Users:         db,

@@ -28,7 +28,6 @@ type Config struct {
 	SigningAlg     string
 	AccessTTL      time.Duration
 	LogLevel       string
-	RequireMFA     bool
 	SessionMax     time.Duration
 	SessionIdle    time.Duration
 	TrustedProxies []string
@@ -63,7 +62,6 @@ var settings = []setting{
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
-	{"STEPUP_REQUIRE_MFA", "require-mfa", "false", "true refuses password-only sign-in to users without a second factor"},
 }
 
 // LoadConfig reads the environment, then flags (which win), and validates.
@@ -179,13 +177,6 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	case "none", "indirect", "direct", "enterprise":
 	default:
 		return c, errors.New("STEPUP_WEBAUTHN_ATTESTATION: must be none, indirect, direct or enterprise")
-	}
-	switch get("STEPUP_REQUIRE_MFA") {
-	case "true":
-		c.RequireMFA = true
-	case "false":
-	default:
-		return c, errors.New("STEPUP_REQUIRE_MFA: must be true or false")
 	}
 	return c, nil
 }

@@ -1,0 +1,336 @@
+package api
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+)
+
+// The contract test: openapi.yaml at the repository root must describe
+// exactly the routes NewServer registers, and every problem code the
+// handlers can send.
+
+type oaDoc struct {
+	Paths      map[string]oaPathItem `yaml:"paths"`
+	Components struct {
+		Schemas         map[string]oaSchema         `yaml:"schemas"`
+		Responses       map[string]oaResponse       `yaml:"responses"`
+		SecuritySchemes map[string]oaSecurityScheme `yaml:"securitySchemes"`
+	} `yaml:"components"`
+}
+
+type oaPathItem struct {
+	Get     *oaOperation `yaml:"get"`
+	Put     *oaOperation `yaml:"put"`
+	Post    *oaOperation `yaml:"post"`
+	Delete  *oaOperation `yaml:"delete"`
+	Options *oaOperation `yaml:"options"`
+	Head    *oaOperation `yaml:"head"`
+	Patch   *oaOperation `yaml:"patch"`
+	Trace   *oaOperation `yaml:"trace"`
+}
+
+func (p oaPathItem) operations() map[string]*oaOperation {
+	all := map[string]*oaOperation{
+		http.MethodGet: p.Get, http.MethodPut: p.Put, http.MethodPost: p.Post, http.MethodDelete: p.Delete,
+		http.MethodOptions: p.Options, http.MethodHead: p.Head, http.MethodPatch: p.Patch, http.MethodTrace: p.Trace,
+	}
+	for m, op := range all {
+		if op == nil {
+			delete(all, m)
+		}
+	}
+	return all
+}
+
+type oaOperation struct {
+	OperationID string                `yaml:"operationId"`
+	Security    *[]map[string][]any   `yaml:"security"`
+	RequestBody *struct{}             `yaml:"requestBody"`
+	Responses   map[string]oaResponse `yaml:"responses"`
+}
+
+type oaResponse struct {
+	Ref     string         `yaml:"$ref"`
+	Headers map[string]any `yaml:"headers"`
+	Content map[string]any `yaml:"content"`
+}
+
+type oaSecurityScheme struct {
+	Type   string `yaml:"type"`
+	Scheme string `yaml:"scheme"`
+}
+
+type oaSchema struct {
+	Properties map[string]struct {
+		Enum []string `yaml:"enum"`
+	} `yaml:"properties"`
+}
+
+func loadOpenAPI(t *testing.T) oaDoc {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "openapi.yaml"))
+	if err != nil {
+		t.Fatalf("read openapi.yaml: %v", err)
+	}
+	var doc oaDoc
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("parse openapi.yaml: %v", err)
+	}
+	if len(doc.Paths) == 0 {
+		t.Fatal("openapi.yaml has no paths")
+	}
+	return doc
+}
+
+// resolve follows a components/responses $ref.
+func (d oaDoc) resolve(t *testing.T, r oaResponse) oaResponse {
+	t.Helper()
+	const prefix = "#/components/responses/"
+	if r.Ref == "" {
+		return r
+	}
+	name, ok := strings.CutPrefix(r.Ref, prefix)
+	target, found := d.Components.Responses[name]
+	if !ok || !found {
+		t.Errorf("unresolvable response $ref %q", r.Ref)
+		return oaResponse{}
+	}
+	return target
+}
+
+func contractServer() *Server {
+	return NewServer(Config{Issuer: "http://localhost:8080"}, Deps{Logger: slog.New(slog.DiscardHandler)})
+}
+
+var ginParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
+
+// openAPIPath turns Gin's /a/:id/b into OpenAPI's /a/{id}/b.
+func openAPIPath(ginPath string) string { return ginParam.ReplaceAllString(ginPath, "{$1}") }
+
+func TestOpenAPIRoutesMatchServer(t *testing.T) {
+	doc := loadOpenAPI(t)
+	server := map[string]bool{}
+	for _, r := range contractServer().Routes() {
+		server[r[0]+" "+openAPIPath(r[1])] = true
+	}
+	spec := map[string]bool{}
+	for path, item := range doc.Paths {
+		for method := range item.operations() {
+			spec[method+" "+path] = true
+		}
+	}
+	var missingInSpec, missingInServer []string
+	for r := range server {
+		if !spec[r] {
+			missingInSpec = append(missingInSpec, r)
+		}
+	}
+	for r := range spec {
+		if !server[r] {
+			missingInServer = append(missingInServer, r)
+		}
+	}
+	slices.Sort(missingInSpec)
+	slices.Sort(missingInServer)
+	if len(missingInSpec) > 0 {
+		t.Errorf("routes registered in api/server.go but missing from openapi.yaml:\n\t%s",
+			strings.Join(missingInSpec, "\n\t"))
+	}
+	if len(missingInServer) > 0 {
+		t.Errorf("operations in openapi.yaml that api/server.go does not register:\n\t%s",
+			strings.Join(missingInServer, "\n\t"))
+	}
+}
+
+// TestOpenAPIOperationsShape checks what every operation must say: its
+// security (explicitly, [] for none), a problem+json 400 when it takes a
+// body, problem+json for every error status, WWW-Authenticate on 401 and
+// Retry-After on 429.
+func TestOpenAPIOperationsShape(t *testing.T) {
+	doc := loadOpenAPI(t)
+	for path, item := range doc.Paths {
+		for method, op := range item.operations() {
+			name := method + " " + path
+			if op.OperationID == "" {
+				t.Errorf("%s: no operationId", name)
+			}
+			if op.Security == nil {
+				t.Errorf("%s: no security (write security: [] for a public route)", name)
+			} else if len(*op.Security) > 1 {
+				t.Errorf("%s: lists %d security alternatives; each route accepts exactly one token kind", name, len(*op.Security))
+			}
+			if op.RequestBody != nil {
+				r, ok := op.Responses["400"]
+				if !ok || doc.resolve(t, r).Content["application/problem+json"] == nil {
+					t.Errorf("%s: has a requestBody but no application/problem+json 400 response", name)
+				}
+			}
+			if _, ok := op.Responses["500"]; !ok {
+				t.Errorf("%s: no 500 response", name)
+			}
+			for status, r := range op.Responses {
+				code, err := strconv.Atoi(status)
+				if err != nil {
+					t.Errorf("%s: response key %q is not a status code", name, status)
+					continue
+				}
+				r = doc.resolve(t, r)
+				if code >= 400 {
+					if len(r.Content) != 1 || r.Content["application/problem+json"] == nil {
+						t.Errorf("%s %d: content must be application/problem+json only", name, code)
+					}
+				}
+				if code == 401 && r.Headers["WWW-Authenticate"] == nil {
+					t.Errorf("%s 401: no WWW-Authenticate header", name)
+				}
+				if code == 429 && r.Headers["Retry-After"] == nil {
+					t.Errorf("%s 429: no Retry-After header", name)
+				}
+			}
+		}
+	}
+}
+
+// TestOpenAPISecurityMatchesServer sends every documented operation
+// without credentials: a route that declares a security scheme must answer
+// 401 with a challenge of that scheme, and a public one must not ask for
+// credentials.
+func TestOpenAPISecurityMatchesServer(t *testing.T) {
+	doc := loadOpenAPI(t)
+	srv := contractServer()
+	for path, item := range doc.Paths {
+		for method, op := range item.operations() {
+			if op.Security == nil {
+				continue // reported by TestOpenAPIOperationsShape
+			}
+			target := strings.NewReplacer("{", "", "}", "").Replace(path)
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+			var p struct{ Code string }
+			if strings.HasPrefix(rec.Header().Get("Content-Type"), "application/problem+json") {
+				_ = json.Unmarshal(rec.Body.Bytes(), &p)
+			}
+			challenge := rec.Header().Get("WWW-Authenticate")
+			if len(*op.Security) == 0 {
+				if rec.Code == http.StatusUnauthorized && (p.Code == "invalid_token" || p.Code == "invalid_client") {
+					t.Errorf("%s %s: declares security: [] but answered 401 %q (%s) without credentials", method, path, p.Code, challenge)
+				}
+				continue
+			}
+			for name := range (*op.Security)[0] {
+				scheme, ok := doc.Components.SecuritySchemes[name]
+				if !ok {
+					t.Errorf("%s %s: unknown security scheme %q", method, path, name)
+					continue
+				}
+				prefix := scheme.Scheme + " "
+				if rec.Code != http.StatusUnauthorized || len(challenge) < len(prefix) || !strings.EqualFold(challenge[:len(prefix)], prefix) {
+					t.Errorf("%s %s: declares %s (%s) but answered %d %q, WWW-Authenticate %q, without credentials",
+						method, path, name, scheme.Scheme, rec.Code, p.Code, challenge)
+				}
+			}
+		}
+	}
+}
+
+// TestOpenAPIProblemCodes compares the Problem code enum with the codes the
+// non-test sources of this package pass to problem(status, code, detail) or
+// put in a Problem{Code: …} literal.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	enum := doc.Components.Schemas["Problem"].Properties["code"].Enum
+	if len(enum) == 0 {
+		t.Fatal("openapi.yaml: components.schemas.Problem.properties.code has no enum")
+	}
+	used := usedProblemCodes(t)
+	if len(used) == 0 {
+		t.Fatal("found no problem codes in api/*.go; has problem() been renamed?")
+	}
+	var undocumented, unused []string
+	for code, where := range used {
+		if !slices.Contains(enum, code) {
+			undocumented = append(undocumented, code+" ("+where+")")
+		}
+	}
+	for _, code := range enum {
+		if _, ok := used[code]; !ok {
+			unused = append(unused, code)
+		}
+	}
+	slices.Sort(undocumented)
+	slices.Sort(unused)
+	if len(undocumented) > 0 {
+		t.Errorf("problem codes sent by api but missing from the Problem code enum in openapi.yaml:\n\t%s",
+			strings.Join(undocumented, "\n\t"))
+	}
+	if len(unused) > 0 {
+		t.Errorf("Problem code enum values in openapi.yaml that api never sends:\n\t%s", strings.Join(unused, "\n\t"))
+	}
+}
+
+// usedProblemCodes returns each code literal with the position of its first use.
+func usedProblemCodes(t *testing.T) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	used := map[string]string{}
+	add := func(e ast.Expr) {
+		lit, ok := e.(*ast.BasicLit)
+		if !ok || lit.Kind != token.STRING {
+			return
+		}
+		code, err := strconv.Unquote(lit.Value)
+		if err != nil {
+			return
+		}
+		if _, seen := used[code]; !seen {
+			used[code] = fset.Position(lit.Pos()).String()
+		}
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "problem" && len(n.Args) == 3 {
+					add(n.Args[1])
+				}
+			case *ast.CompositeLit:
+				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "Problem" {
+					for _, el := range n.Elts {
+						if kv, ok := el.(*ast.KeyValueExpr); ok {
+							if key, ok := kv.Key.(*ast.Ident); ok && key.Name == "Code" {
+								add(kv.Value)
+							}
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+	return used
+}
