@@ -64,6 +64,7 @@ func (b *Budget) Take(ctx context.Context, scope string) (Attempt, error) {
 		}
 	}
 	k := max(next, reset+1, 1)
+	first := k
 	now := b.Now()
 	for {
 		failures := k - 1 - reset
@@ -90,7 +91,10 @@ func (b *Budget) Take(ctx context.Context, scope string) (Attempt, error) {
 		}
 		k++
 	}
-	if b.Hinted {
+	// The hint only saves later attempts from walking taken slots, so it is
+	// written only when this one had to walk: the usual attempt, right
+	// after a success, costs one read and one insert.
+	if b.Hinted && k > first {
 		if err := b.Store.Advance(ctx, scope, k+1, 0); err != nil {
 			return Attempt{}, err
 		}
