@@ -118,8 +118,11 @@ func offeredFactors(u *mfa.User) []string {
 	if len(u.Confirmed(mfa.KindTOTP)) > 0 {
 		out = append(out, string(mfa.KindTOTP))
 	}
-	if len(u.Confirmed(mfa.KindWebAuthn)) > 0 {
-		out = append(out, string(mfa.KindWebAuthn))
+	for _, f := range u.Confirmed(mfa.KindWebAuthn) {
+		if f.Credential != nil && !f.Credential.Flagged {
+			out = append(out, string(mfa.KindWebAuthn))
+			break
+		}
 	}
 	if len(out) > 0 && len(u.RecoveryCodes) > 0 {
 		out = append(out, mfa.KindRecovery)

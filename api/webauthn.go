@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +31,9 @@ func decodeCredential(c *gin.Context, registering bool) ([]byte, string, error) 
 	if err := decode(c, &pkc); err != nil {
 		return nil, "", err
 	}
-	if pkc.ID == "" || pkc.RawID == "" || pkc.Type != "public-key" || len(pkc.Response) == 0 {
+	// response must be an object; members inside it are go-webauthn's to
+	// check (browsers' toJSON() adds some).
+	if pkc.ID == "" || pkc.RawID == "" || pkc.Type != "public-key" || !bytes.HasPrefix(bytes.TrimSpace(pkc.Response), []byte("{")) {
 		return nil, "", badRequest("a PublicKeyCredential needs id, rawId, type \"public-key\" and response")
 	}
 	if pkc.Name != "" && !registering {
@@ -208,7 +211,8 @@ func (s *Server) passkeyVerify(c *gin.Context) {
 	}
 	s.m.verifies.WithLabelValues("passkey", "success").Inc()
 	if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
-		s.log.Debug("credential counter not recorded", "user", u.ID, "factor", f.ID, "err", err)
+		// A lost counter weakens clone detection: say so loudly.
+		s.log.Warn("credential counter not recorded", "user", u.ID, "factor", f.ID, "err", err)
 	}
 	s.complete(c, u.ID, s.Now(), s.Policy.Passkey(a), http.StatusOK)
 }
