@@ -95,8 +95,11 @@ func (s *Server) login(c *gin.Context) {
 		s.upgradeHash(context.WithoutCancel(ctx), u, pw)
 	}
 
+	// A user with any confirmed factor must answer a second one, even when
+	// none is usable now (a flagged key): then only recovery codes or an
+	// administrator's reset get them in, never the password alone.
 	factors := offeredFactors(u)
-	if len(factors) == 0 {
+	if len(u.Confirmed("")) == 0 {
 		s.complete(c, u.ID, s.Now(), s.Policy.PasswordOnly(), http.StatusOK)
 		return
 	}
