@@ -389,6 +389,11 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 			second = second || (m != mfa.AMRPassword && m != mfa.AMRUser)
 		}
 	}
+	// "user" is verification by an authenticator; without a key left in the
+	// amr it names nothing.
+	if !slices.Contains(amr, mfa.AMRHardware) && !slices.Contains(amr, mfa.AMRSoftware) {
+		amr = slices.DeleteFunc(amr, func(m string) bool { return m == mfa.AMRUser })
+	}
 	acr := sess.ACR
 	switch {
 	case !second:

@@ -44,7 +44,9 @@ type Budget struct {
 	// Hinted scopes keep a hint document; unhinted ones (a token's own
 	// budget, a few slots) are walked from 1.
 	Hinted bool
-	Now    func() time.Time
+	// Now must be the clock the store stamps claims with (store.Config.Now):
+	// backoff compares a slot's stamp with it.
+	Now func() time.Time
 }
 
 // Attempt is a claimed slot.

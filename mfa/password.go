@@ -130,6 +130,9 @@ func (p *Password) Verify(ctx context.Context, phc, password string) (rehash boo
 }
 
 func (p *Password) run(ctx context.Context, f func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case p.queue <- struct{}{}:
 	default:
@@ -165,6 +168,10 @@ func decodePHC(s string) (Argon2Params, []byte, []byte, error) {
 	}
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
 		return p, nil, nil, fmt.Errorf("mfa: bad argon2 parameters: %w", err)
+	}
+	// argon2 panics below these; a stored hash is not trusted that far.
+	if p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 {
+		return p, nil, nil, fmt.Errorf("mfa: bad argon2 parameters")
 	}
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil {

@@ -81,6 +81,9 @@ func (p Policy) webauthn(a Assertion) Assurance {
 // (BE=0). TOTP and recovery codes never reach aal3.
 func (p Policy) Reachable(u *User, acr string) []string {
 	lvl := p.Level(acr)
+	if lvl < 0 {
+		return nil
+	}
 	var out []string
 	if lvl <= 1 && len(u.Confirmed(KindTOTP)) > 0 {
 		out = append(out, string(KindTOTP))

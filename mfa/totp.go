@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -123,9 +124,10 @@ func (t *TOTP) Verify(ctx context.Context, f *Factor, code string) (int64, error
 // always sees nothing greater and the earlier one either finished first or
 // sees the later one.
 func (t *TOTP) claim(ctx context.Context, factor string, step, cur int64) error {
-	expires := time.Unix((cur+int64(t.Skew)+2)*int64(t.Period), 0)
+	// Keep the record until the step has left every window it can be in.
+	expires := time.Unix((step+int64(t.Skew)+2)*int64(t.Period), 0)
 	if err := t.Steps.Claim(ctx, StepID(factor, step), expires); err != nil {
-		if err == ErrUsed {
+		if errors.Is(err, ErrUsed) {
 			return ErrBadCode
 		}
 		return err

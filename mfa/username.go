@@ -24,6 +24,10 @@ func CanonicalUsername(s string) (string, error) {
 		return "", ErrInvalidUsername
 	}
 	s = norm.NFKC.String(folder.String(norm.NFKC.String(s)))
+	// x/text's folding maps Cherokee to its uppercase letters and is then
+	// not idempotent (golang/go#46101); lower-casing once more makes the
+	// canonical form a fixed point for every code point.
+	s = norm.NFKC.String(strings.ToLower(s))
 	s = strings.TrimSpace(s)
 	if s == "" || len(s) > MaxUsernameLen {
 		return "", ErrInvalidUsername

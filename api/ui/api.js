@@ -1,0 +1,92 @@
+// The JSON API client: problem+json errors, bearer tokens, and one shared
+// refresh of an expired access token.
+
+import { state, forgetTokens } from './state.js';
+
+/** An RFC 9457 problem answer, or a transport failure (status 0). */
+export class ApiError extends Error {
+  constructor(status, code, detail, retryAfter, challenge) {
+    super(detail || code || `HTTP ${status}`);
+    this.status = status;
+    this.code = code || '';
+    this.detail = detail || '';
+    this.retryAfter = retryAfter;
+    this.challenge = challenge || ''; // WWW-Authenticate
+  }
+}
+
+/**
+ * Sends one JSON request. token names the bearer: 'access' (refreshed once
+ * on an expired access token), a literal token string, or none.
+ */
+export async function api(method, path, { body, token } = {}) {
+  const send = async (bearer) => {
+    const headers = { Accept: 'application/json, application/problem+json', 'X-Stepup-Cookie': '1' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
+    let res;
+    try {
+      res = await fetch(path, {
+        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'same-origin', cache: 'no-store',
+      });
+    } catch {
+      throw new ApiError(0, 'network', 'The service cannot be reached. Check your connection and try again.');
+    }
+    if (res.status === 204) return null;
+    const type = res.headers.get('Content-Type') || '';
+    const data = type.includes('json') ? await res.json().catch(() => null) : null;
+    if (!res.ok) {
+      throw new ApiError(res.status, data?.code, data?.detail || data?.title,
+        Number(res.headers.get('Retry-After')) || 0, res.headers.get('WWW-Authenticate'));
+    }
+    return data;
+  };
+  if (token !== 'access') return send(token);
+  const used = state.access;
+  try {
+    return await send(used);
+  } catch (err) {
+    if (err.status !== 401 || err.code !== 'invalid_token' || !used) throw err;
+    await refreshTokens(); // throws a session-ended error when it cannot
+    return send(state.access);
+  }
+}
+
+/** Rotates the refresh token (the cookie's, or the one held). */
+export function rotate() {
+  const body = state.refresh ? { refresh_token: state.refresh } : undefined;
+  state.refresh = null; // a refresh token is single use, whatever happens
+  return api('POST', '/v1/token/refresh', { body });
+}
+
+let refreshing = null;
+let onEnded = () => {};
+
+/** Sets what happens when the session turns out to have ended. */
+export function onSessionEnded(fn) {
+  onEnded = fn;
+}
+
+/**
+ * Gets a new access token. Concurrent callers share one rotation: a second
+ * rotation of the same refresh token would look like theft and end the
+ * session.
+ */
+export function refreshTokens() {
+  refreshing ??= (async () => {
+    try {
+      const t = await rotate();
+      state.access = t.access_token;
+      if (t.refresh_token) state.refresh = t.refresh_token;
+    } catch (err) {
+      if (err.status === 0) throw err;
+      forgetTokens();
+      onEnded();
+      throw new ApiError(401, 'session_ended', 'Your session has ended. Sign in again.');
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
