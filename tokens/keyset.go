@@ -100,7 +100,15 @@ type KeySet struct {
 
 	mu    sync.Mutex // serialises Refresh
 	state atomic.Pointer[keyState]
+
+	missMu     sync.Mutex // serialises reloads for unknown kids
+	lastReload time.Time  // wall clock of the last such reload
 }
+
+// missInterval bounds how often an unknown kid makes Public reload the keys
+// from the store: another instance's new key is found within one round
+// trip, and a flood of made-up kids costs at most one load per interval.
+const missInterval = time.Second
 
 // keyState is one immutable snapshot of the published keys.
 type keyState struct {
@@ -333,12 +341,44 @@ func (s *KeySet) Signing() (Key, error) {
 // Public returns the public key published under kid and the one algorithm
 // it verifies, or ok == false if kid is unknown or its key has retired. It
 // implements KeyResolver.
+//
+// An unknown kid makes it reload the keys from the store, at most once per
+// missInterval (wall clock) for the whole set: instances that started
+// together each create a first key, and a token signed with another
+// instance's key must verify here without waiting for the next Refresh.
 func (s *KeySet) Public(kid string) (key crypto.PublicKey, alg string, ok bool) {
-	p, ok := s.state.Load().public[kid]
-	if !ok || (!p.retireAt.IsZero() && !s.opts.Now().Before(p.retireAt)) {
+	if p, ok := s.lookup(kid); ok {
+		return p.key, p.alg, true
+	}
+	s.missMu.Lock()
+	defer s.missMu.Unlock()
+	if p, ok := s.lookup(kid); ok { // another caller's reload found it
+		return p.key, p.alg, true
+	}
+	if time.Since(s.lastReload) < missInterval {
 		return nil, "", false
 	}
-	return p.key, p.alg, true
+	s.lastReload = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	keys, err := s.load(ctx, s.opts.Now())
+	if err == nil {
+		s.publish(keys)
+	}
+	s.mu.Unlock()
+	if p, ok := s.lookup(kid); ok {
+		return p.key, p.alg, true
+	}
+	return nil, "", false
+}
+
+func (s *KeySet) lookup(kid string) (publicKey, bool) {
+	p, ok := s.state.Load().public[kid]
+	if !ok || (!p.retireAt.IsZero() && !s.opts.Now().Before(p.retireAt)) {
+		return publicKey{}, false
+	}
+	return p, true
 }
 
 // JWKS returns the RFC 7517 JSON Web Key Set of the published keys, newest
