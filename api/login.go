@@ -58,6 +58,14 @@ func (s *Server) login(c *gin.Context) {
 	pw, _ := mfa.NormalizePassword(req.Password) // a wrong-length password simply fails to match
 	ctx := c.Request.Context()
 
+	// A place in the hashing queue first: a server too busy to check the
+	// password answers 503 without spending the user's password budget.
+	release, err := s.Password.Admit()
+	if err != nil {
+		_ = c.Error(err)
+		return
+	}
+	defer release()
 	attempt, err := s.LoginBudget.Take(ctx, "pwd|"+name)
 	if err != nil {
 		s.throttled(err)
@@ -75,7 +83,7 @@ func (s *Server) login(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	rehash, err := s.Password.Verify(ctx, phc, pw)
+	rehash, err := s.Password.VerifyAdmitted(ctx, phc, pw)
 	if err != nil {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			s.m.verifies.WithLabelValues("pwd", "failure").Inc()

@@ -152,7 +152,10 @@ func (s *Server) renderErrors(c *gin.Context) {
 	err := c.Errors.Last().Err
 	p := toProblem(err)
 	level := slog.LevelDebug
-	if p.Status >= 500 {
+	switch {
+	case p.Status == http.StatusServiceUnavailable:
+		level = slog.LevelWarn // load shedding or a store outage: not a bug, and clients could flood ERROR
+	case p.Status >= 500:
 		level = slog.LevelError
 	}
 	if p.Err != nil {

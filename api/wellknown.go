@@ -7,7 +7,10 @@ import (
 )
 
 // jwks is GET /.well-known/jwks.json: public members only (RFC 7517).
+// It reloads the keys first (at most once a second), so it lists keys other
+// instances created since this one's last refresh.
 func (s *Server) jwks(c *gin.Context) {
+	s.Keys.Reload()
 	c.Header("Cache-Control", "public, max-age=300")
 	c.Data(http.StatusOK, "application/jwk-set+json", s.Keys.JWKS())
 }

@@ -109,6 +109,10 @@ func (p *Password) Hash(ctx context.Context, password string) (string, error) {
 // stored parameters differ from the current ones. It returns ErrBusy when
 // the queue is full and ErrBadCredentials for a mismatch.
 func (p *Password) Verify(ctx context.Context, phc, password string) (rehash bool, err error) {
+	return p.verify(ctx, phc, password, false)
+}
+
+func (p *Password) verify(ctx context.Context, phc, password string, admitted bool) (rehash bool, err error) {
 	known := phc != ""
 	if !known {
 		phc = p.dummy
@@ -118,7 +122,7 @@ func (p *Password) Verify(ctx context.Context, phc, password string) (rehash boo
 		return false, err
 	}
 	var got []byte
-	if err := p.run(ctx, func() {
+	if err := p.runQueued(ctx, admitted, func() {
 		got = argon2.IDKey([]byte(password), salt, params.Time, params.Memory, params.Threads, uint32(len(want)))
 	}); err != nil {
 		return false, err
@@ -129,16 +133,38 @@ func (p *Password) Verify(ctx context.Context, phc, password string) (rehash boo
 	return params != p.Params, nil
 }
 
+// Admit takes a place in the hashing queue ahead of a VerifyAdmitted, so a
+// caller learns the server is too busy (ErrBusy) before it spends anything
+// else, such as an attempt slot. release gives the place back; call it once.
+func (p *Password) Admit() (release func(), err error) {
+	select {
+	case p.queue <- struct{}{}:
+		return func() { <-p.queue }, nil
+	default:
+		return nil, ErrBusy
+	}
+}
+
+// VerifyAdmitted is Verify for a caller holding a place from Admit.
+func (p *Password) VerifyAdmitted(ctx context.Context, phc, password string) (rehash bool, err error) {
+	return p.verify(ctx, phc, password, true)
+}
+
 func (p *Password) run(ctx context.Context, f func()) error {
+	return p.runQueued(ctx, false, f)
+}
+
+func (p *Password) runQueued(ctx context.Context, admitted bool, f func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	select {
-	case p.queue <- struct{}{}:
-	default:
-		return ErrBusy
+	if !admitted {
+		release, err := p.Admit()
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
-	defer func() { <-p.queue }()
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():

@@ -352,25 +352,37 @@ func (s *KeySet) Public(kid string) (key crypto.PublicKey, alg string, ok bool) 
 	}
 	s.missMu.Lock()
 	defer s.missMu.Unlock()
-	if p, ok := s.lookup(kid); ok { // another caller's reload found it
+	if _, ok := s.lookup(kid); !ok { // another caller's reload may have found it
+		s.reloadLocked()
+	}
+	if p, ok := s.lookup(kid); ok {
 		return p.key, p.alg, true
 	}
+	return nil, "", false
+}
+
+// Reload reads the keys from the store again, at most once per missInterval
+// (wall clock), without generating or retiring any: the JWKS endpoint calls
+// it so that it also lists keys other instances created since the last
+// Refresh. A failed load keeps the keys in memory.
+func (s *KeySet) Reload() {
+	s.missMu.Lock()
+	defer s.missMu.Unlock()
+	s.reloadLocked()
+}
+
+func (s *KeySet) reloadLocked() {
 	if time.Since(s.lastReload) < missInterval {
-		return nil, "", false
+		return
 	}
 	s.lastReload = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s.mu.Lock()
-	keys, err := s.load(ctx, s.opts.Now())
-	if err == nil {
+	defer s.mu.Unlock()
+	if keys, err := s.load(ctx, s.opts.Now()); err == nil {
 		s.publish(keys)
 	}
-	s.mu.Unlock()
-	if p, ok := s.lookup(kid); ok {
-		return p.key, p.alg, true
-	}
-	return nil, "", false
 }
 
 func (s *KeySet) lookup(kid string) (publicKey, bool) {

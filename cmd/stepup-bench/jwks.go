@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/stepup-auth/stepup/tokens/guard"
 )
@@ -35,7 +36,10 @@ func newJWKS(ctx context.Context, client *http.Client, target string) (*keySourc
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || doc.Issuer == "" {
 		return nil, fmt.Errorf("metadata at %s has no issuer", meta)
 	}
-	j, err := guard.NewJWKS(ctx, guard.JWKSConfig{Issuer: doc.Issuer, MetadataURL: meta, Client: client})
+	// Refetch quickly on an unknown kid: instances started together each
+	// publish a key of their own within the first seconds.
+	j, err := guard.NewJWKS(ctx, guard.JWKSConfig{Issuer: doc.Issuer, MetadataURL: meta, Client: client,
+		MinRefreshInterval: time.Second, RefreshInterval: time.Minute})
 	if err != nil {
 		return nil, err
 	}
