@@ -1,11 +1,13 @@
 // The signed-in view: what the token says, the factors (list, rename,
 // remove), enrollment of TOTP apps and security keys, recovery codes, and the
-// "confirm it's you" panel that an RFC 9470 challenge opens.
+// "confirm it's you" panel that an RFC 9470 challenge opens. The recent
+// security activity is in activity.js.
 
 import * as wa from './webauthn.js';
 import { ApiError, api, refreshTokens } from './api.js';
+import { clearActivity, refreshEvents } from './activity.js';
 import { state } from './state.js';
-import { $, busy, focus, on, say } from './ui.js';
+import { $, busy, focus, on, say, show } from './ui.js';
 
 const acrText = {
   aal1: 'password only',
@@ -32,8 +34,18 @@ export async function loadAccount() {
   renderFactors(list);
 }
 
+/**
+ * Shows the account view and (re)loads the recent activity, without waiting
+ * for it. expect: the type of the event that what just happened wrote.
+ */
+export function showAccount(expect) {
+  show('account');
+  refreshEvents(expect);
+}
+
 function renderMe(me) {
   state.username = me.username;
+  state.sid = me.sid || null;
   $('who').textContent = me.username;
   $('me-username').textContent = me.username;
   $('me-acr').textContent = me.acr;
@@ -140,6 +152,7 @@ function wireFactor(li, f) {
       // access token shows what the sign-in still proves.
       await refreshTokens();
       await loadAccount();
+      refreshEvents('factor.removed');
     } catch (err) {
       if (err.code !== 'session_ended') throw err;
       say(`Removed “${f.name}”. You were signed out to be safe: sign in again.`, 'success');
@@ -236,6 +249,7 @@ on('totp-confirm-form', 'submit', async () => {
   closeEnrollment();
   $('factor-name').value = '';
   await reloadFactors();
+  refreshEvents('factor.added');
   say('Authenticator app added. You can use its codes to sign in.', 'success');
   if (f.recovery_codes) firstRecoveryCodes(f.recovery_codes);
 });
@@ -277,6 +291,7 @@ on('add-key', 'click', async () => {
   if (f === stepUpNeeded) return;
   $('factor-name').value = '';
   await reloadFactors();
+  refreshEvents('factor.added');
   say(`“${f.name}” added. You can use it to sign in.`, 'success');
   if (f.recovery_codes) firstRecoveryCodes(f.recovery_codes);
 });
@@ -318,6 +333,7 @@ on('recovery-new', 'click', async () => {
     'Creating new recovery codes needs a recent sign-in with a second factor.');
   if (r === stepUpNeeded) return;
   await reloadFactors();
+  refreshEvents('recovery_codes.replaced');
   showRecoveryCodes(r.recovery_codes);
   say('New recovery codes created; the old ones no longer work. Save these now.', 'success');
 });
@@ -334,4 +350,6 @@ export function clearAccount() {
   $('stepup').hidden = true;
   $('recovery-panel').hidden = true;
   $('recovery-list').replaceChildren();
+  clearActivity();
+  state.sid = null;
 }

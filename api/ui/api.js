@@ -48,6 +48,12 @@ export async function api(method, path, { body, token } = {}) {
     return await send(used);
   } catch (err) {
     if (err.status !== 401 || err.code !== 'invalid_token' || !used) throw err;
+    // Another call refreshed the token meanwhile (send again with the new
+    // one), or the person signed out (give up): no second rotation.
+    if (state.access !== used) {
+      if (!state.access) throw err;
+      return send(state.access);
+    }
     await refreshTokens(); // throws a session-ended error when it cannot
     return send(state.access);
   }

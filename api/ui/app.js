@@ -7,7 +7,7 @@
 
 import * as wa from './webauthn.js';
 import { ApiError, api, onSessionEnded, rotate } from './api.js';
-import { clearAccount, loadAccount } from './account.js';
+import { clearAccount, loadAccount, showAccount } from './account.js';
 import { state, forgetTokens } from './state.js';
 import { $, fail, focus, on, say, show } from './ui.js';
 
@@ -71,8 +71,10 @@ function showMFA(factors, stepUp = false) {
 /**
  * Stores the tokens of a finished sign-in or step-up and opens the account
  * view. A step-up answer has no refresh token: the session's one still works.
+ * wrote: whether the service recorded a sign-in or step-up event (a step-up
+ * that the session's last sign-in already satisfied records none).
  */
-async function signedIn(t) {
+async function signedIn(t, wrote = true) {
   const stepUp = state.steppingUp;
   state.access = t.access_token;
   if (t.refresh_token) state.refresh = t.refresh_token;
@@ -81,7 +83,7 @@ async function signedIn(t) {
   state.stepUp = null;
   $('stepup').hidden = true;
   await loadAccount();
-  show('account');
+  showAccount(wrote ? (stepUp ? 'session.step_up' : 'login.success') : undefined);
   let msg = stepUp ? 'Confirmed: you can make the change now.' : 'You’re signed in.';
   const left = t.recovery_codes_remaining;
   if (typeof left === 'number') {
@@ -100,7 +102,7 @@ function mfaTokenDead(err) {
     state.mfaToken = null;
     if (state.steppingUp) {
       state.steppingUp = false;
-      show('account');
+      showAccount();
       say('That confirmation took too long or had too many tries. Try the change again.', 'error');
     } else {
       show('signin', 'password');
@@ -211,7 +213,7 @@ $('mfa-cancel').addEventListener('click', () => {
   state.mfaToken = null;
   if (state.steppingUp) {
     state.steppingUp = false;
-    show('account');
+    showAccount();
     say('Not confirmed; nothing was changed.');
     return;
   }
@@ -226,7 +228,7 @@ on('stepup-confirm', 'click', async () => {
   const r = await api('POST', '/v1/stepup', { body: { acr_values: want.acr, max_age: want.maxAge }, token: 'access' });
   state.steppingUp = true;
   if (r.status === 'authenticated') {
-    await signedIn(r);
+    await signedIn(r, false);
     return;
   }
   state.mfaToken = r.mfa_token;
@@ -270,7 +272,7 @@ async function resume() {
     fail(err);
     return;
   }
-  show('account');
+  showAccount();
   say('Welcome back: you are still signed in.', 'success');
 }
 

@@ -10,6 +10,7 @@ export const state = {
   stepUp: null, // {acr, maxAge} of the last RFC 9470 challenge
   enrolling: null, // id of the TOTP factor being confirmed
   username: '',
+  sid: null, // the session's id (GET /v1/me), to mark its events
 };
 
 /** Forgets every token and flow in progress. */

@@ -210,7 +210,13 @@ func browserEval[T any](t *testing.T, p *browserPage, expr string) T {
 // reports what the page's status region says.
 func (p *browserPage) waitFor(t *testing.T, cond, what string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	p.waitWithin(t, 20*time.Second, cond, what)
+}
+
+// waitWithin is waitFor with a time limit of d.
+func (p *browserPage) waitWithin(t *testing.T, d time.Duration, cond, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[bool]("!!("+cond+")"))
 		if err == nil && ok {

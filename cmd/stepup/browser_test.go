@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -307,6 +308,93 @@ func TestBrowserUI(t *testing.T) {
 				t.Logf("session after the removal: acr %s amr [%s]", acr, amr)
 			}
 		}},
+		{"SecurityActivity", func(t *testing.T) {
+			// The sign-ins and factor changes above are in "Recent security
+			// activity". Events are written after the answer of the request
+			// that caused them, so the list is polled (for a few seconds).
+			if !p.visible(t, "view-account") {
+				t.Fatal("signed out after the removal: no activity to look at")
+			}
+			const ev = `document.querySelector('#events li[data-type="%s"]')`
+			p.waitWithin(t, 5*time.Second, fmt.Sprintf(ev, "login.success")+" && "+fmt.Sprintf(ev, "factor.removed"),
+				"a sign-in and the removal in the activity list")
+			// The 10 newest show; the rest behind "Show all".
+			if n := browserEval[int](t, p, `document.querySelectorAll('#events li').length`); n != 10 {
+				t.Errorf("%d events listed before Show all, want the 10 newest", n)
+			}
+			p.click(t, "#events-more")
+			p.waitWithin(t, 5*time.Second, fmt.Sprintf(ev, "factor.added"), "a factor added in the activity list")
+			browserWant(t, "Show all expanded", browserEval[string](t, p,
+				`document.getElementById('events-more').getAttribute('aria-expanded')`), "true")
+
+			type item struct {
+				Type, Text, Time, DateTime, Where string
+				Current, Tagged                   bool
+			}
+			items := browserEval[[]item](t, p, `[...document.querySelectorAll('#events li')].map(li => ({
+				Type: li.dataset.type,
+				Text: li.querySelector('.event-text').textContent,
+				Time: li.querySelector('.event-time').textContent,
+				DateTime: li.querySelector('.event-time').dateTime,
+				Where: li.querySelector('.event-where').textContent,
+				Current: li.dataset.current === 'true',
+				Tagged: li.querySelector('.event-this').checkVisibility(),
+			}))`)
+			want := map[string]string{
+				"login.success":  "Signed in (aal",
+				"factor.added":   "Added a factor (",
+				"factor.removed": "Removed a factor (security key or passkey)",
+				"session.logout": "Signed out",
+			}
+			seen := map[string]bool{}
+			current, other := 0, 0
+			for _, it := range items {
+				if prefix, ok := want[it.Type]; ok && !strings.HasPrefix(it.Text, prefix) {
+					t.Errorf("%s event reads %q, want it to start with %q", it.Type, it.Text, prefix)
+				}
+				seen[it.Type] = true
+				if it.Time == "" || it.DateTime == "" {
+					t.Errorf("%s event without a time: %+v", it.Type, it)
+				}
+				if !strings.Contains(it.Where, "Chrome") {
+					t.Errorf("%s event: where %q, want the browser named", it.Type, it.Where)
+				}
+				if it.Current != it.Tagged {
+					t.Errorf("%s event: this session %v but tagged %v", it.Type, it.Current, it.Tagged)
+				}
+				if it.Current {
+					current++
+				} else {
+					other++
+				}
+			}
+			for typ := range want {
+				if !seen[typ] {
+					t.Errorf("no %s event listed", typ)
+				}
+			}
+			// This session began with the password and the key, then stepped
+			// up and removed the key; earlier sessions are not this one. (The
+			// test's clock stands still, so these share one time and their
+			// order is not checked.)
+			for _, it := range items {
+				if (it.Type == "factor.removed" || it.Type == "session.step_up") && !it.Current {
+					t.Errorf("%s event not marked as this session's", it.Type)
+				}
+			}
+			if current < 3 || other == 0 {
+				t.Errorf("%d events of this session and %d of others, want at least 3 and 1", current, other)
+			}
+			t.Logf("%d events; newest: %q (%s, %s)", len(items), items[0].Text, items[0].Time, items[0].Where)
+
+			p.click(t, "#events-refresh")
+			p.waitOK(t, `document.getElementById('status').textContent.startsWith('Recent activity updated')
+				&& document.getElementById('main').getAttribute('aria-busy') !== 'true'`, "the refreshed activity")
+			browserWant(t, "focus after Refresh", p.focused(t), "events-refresh")
+			p.shot(t, "8-activity")
+			p.click(t, "#events-more")
+			p.waitFor(t, `document.querySelectorAll('#events li').length === 10`, "the list back to the 10 newest")
+		}},
 		{"RemovedPasskeyRefused", func(t *testing.T) {
 			p.signOut(t)
 			if n := len(p.credentials(t, key)); n != 1 {
@@ -423,6 +511,7 @@ func TestUIHeaders(t *testing.T) {
 		{"/ui/ui.js", "text/javascript"},
 		{"/ui/state.js", "text/javascript"},
 		{"/ui/account.js", "text/javascript"},
+		{"/ui/activity.js", "text/javascript"},
 		{"/ui/style.css", "text/css"},
 	} {
 		r := a.get(t, f.path, "")
