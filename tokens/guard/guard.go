@@ -33,6 +33,11 @@ type Config struct {
 	Leeway time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// CacheSize is how many verified tokens to remember until they expire,
+	// so a token seen again skips the signature check (default
+	// DefaultCacheSize; negative disables the cache). Cached tokens are used
+	// only while their signing key is still published.
+	CacheSize int
 	// OnChallenge, if set, is called with every challenge Authorize returns
 	// (and so every refusal of the middlewares), for logging: the
 	// challenge's Err says why.
@@ -108,6 +113,8 @@ type Requirement struct {
 // It is safe for concurrent use.
 type Guard struct {
 	verifier    *tokens.Verifier
+	keys        tokens.KeyResolver
+	cache       *verifiedCache // nil when disabled
 	levels      []string
 	rank        map[string]int
 	realm       string
@@ -132,6 +139,8 @@ func New(keys tokens.KeyResolver, cfg Config) (*Guard, error) {
 		verifier: tokens.NewVerifier(keys, tokens.VerifierConfig{
 			Issuer: cfg.Issuer, Audiences: []string{cfg.Audience}, Leeway: cfg.Leeway, Now: cfg.Now,
 		}),
+		keys:        keys,
+		cache:       newVerifiedCache(cfg.CacheSize),
 		levels:      slices.Clone(cfg.Levels),
 		rank:        make(map[string]int, len(cfg.Levels)),
 		realm:       cfg.Realm,
@@ -263,6 +272,9 @@ func (g *Guard) verify(ctx context.Context, tok string) (tokens.AccessClaims, er
 	if v, ok := ctx.Value(ctxKey{}).(*verified); ok && v.guard == g && v.token == tok &&
 		g.now().Before(v.claims.Expiry.Add(g.leeway)) {
 		return v.claims, nil
+	}
+	if g.cache != nil {
+		return g.cachedVerify(tok)
 	}
 	return g.verifier.Access(tok)
 }
