@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -66,13 +67,22 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	defer release()
-	attempt, err := s.LoginBudget.Take(ctx, "pwd|"+name)
-	if err != nil {
-		s.throttled(err)
-		_ = c.Error(err)
+	// The budget slot and the user are fetched at once (independent round
+	// trips); both are in hand before the password is checked.
+	var (
+		attempt mfa.Attempt
+		takeErr error
+		u       *mfa.User
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { attempt, takeErr = s.LoginBudget.Take(ctx, "pwd|"+name) })
+	u, err = s.Users.UserByName(ctx, name)
+	wg.Wait()
+	if takeErr != nil {
+		s.throttled(takeErr)
+		_ = c.Error(takeErr)
 		return
 	}
-	u, err := s.Users.UserByName(ctx, name)
 	phc := ""
 	switch {
 	case err == nil:
@@ -95,10 +105,14 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("pwd", "success").Inc()
-	if err := s.LoginBudget.Succeed(ctx, attempt); err != nil {
-		_ = c.Error(err)
-		return
-	}
+	// Resetting the budget overlaps what follows; its error is only logged
+	// (a lost reset counts more failures, never fewer).
+	wg.Go(func() {
+		if err := s.LoginBudget.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
+			s.log.Warn("password budget not reset", "user", u.ID, "err", err)
+		}
+	})
+	defer wg.Wait()
 	if rehash {
 		s.upgradeHash(context.WithoutCancel(ctx), u, pw)
 	}

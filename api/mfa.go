@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -68,6 +69,10 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 
 // spendAttempt claims a slot of the mfa_token's budget (a spent token is
 // dead) and one of the account's (backoff, then lock), and loads the user.
+//
+// The token's slot comes first, so a dead token spends nothing of the
+// account's budget; then the account's slot and the user load run at once,
+// both done before the caller evaluates the guess.
 func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (mfa.Attempt, *mfa.User, error) {
 	ctx := c.Request.Context()
 	if _, err := s.TokenBudget.Take(ctx, "tok|"+pc.ID); err != nil {
@@ -77,18 +82,24 @@ func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (mfa.Atte
 		}
 		return mfa.Attempt{}, nil, err
 	}
-	acct, err := s.AccountBudget.Take(ctx, "mfa|"+pc.Subject)
-	if err != nil {
+	var (
+		acctErr error
+		acct    mfa.Attempt
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { acct, acctErr = s.AccountBudget.Take(ctx, "mfa|"+pc.Subject) })
+	u, userErr := s.Users.User(ctx, pc.Subject)
+	wg.Wait()
+	if err := acctErr; err != nil {
 		if s.throttled(err) {
 			s.event(c, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
 		}
 		return mfa.Attempt{}, nil, err
 	}
-	u, err := s.Users.User(ctx, pc.Subject)
-	if errors.Is(err, mfa.ErrNotFound) {
+	if errors.Is(userErr, mfa.ErrNotFound) {
 		return mfa.Attempt{}, nil, invalidToken("the mfa_token's user is gone", nil)
 	}
-	return acct, u, err
+	return acct, u, userErr
 }
 
 // reaches refuses, before any attempt is spent, a factor that cannot reach
@@ -112,31 +123,54 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		_ = c.Error(err)
 		return
 	}
-	if err := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute)); err != nil {
-		if errors.Is(err, mfa.ErrUsed) {
-			_ = c.Error(invalidToken("the mfa_token has been used", nil))
-			return
-		}
-		_ = c.Error(err)
-		return
-	}
-	if err := s.AccountBudget.Succeed(ctx, acct); err != nil {
-		_ = c.Error(err)
-		return
-	}
 	now := s.Now()
+	// A new session is created while the mfa_token is consumed; it is handed
+	// out only if this request consumed the token (an unused session
+	// record expires). A step-up changes an existing session, so it waits.
+	var (
+		sess    *tokens.Session
+		refresh string
+		wg      sync.WaitGroup
+		lostErr error
+	)
+	if pc.Session == "" {
+		wg.Go(func() { sess, refresh, lostErr = s.Sessions.Start(ctx, u.ID, now, a.ACR, a.AMR) })
+	}
+	consumeErr := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute))
+	wg.Wait()
+	if consumeErr != nil {
+		if errors.Is(consumeErr, mfa.ErrUsed) {
+			consumeErr = invalidToken("the mfa_token has been used", nil)
+		}
+		_ = c.Error(consumeErr)
+		return
+	}
+	// Off the response's path: the budget reset (a lost one counts more
+	// failures, never fewer) and the factor's last use (informational).
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		if err := s.AccountBudget.Succeed(bg, acct); err != nil {
+			s.log.Warn("second-factor budget not reset", "user", u.ID, "err", err)
+		}
+	}()
 	if f != nil {
 		f.LastUsedAt = now
-		if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
-			// Last-used is informational; a concurrent change wins.
-			s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
-		}
+		go func() {
+			if err := s.Users.UpdateUser(bg, u); err != nil {
+				s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
+			}
+		}()
 	}
 	if pc.Session == "" {
-		s.complete(c, u.ID, now, a, http.StatusOK)
+		if lostErr != nil {
+			_ = c.Error(lostErr)
+			return
+		}
+		s.event(c, u.ID, sess.ID, mfa.EventLoginSuccess, a.ACR+" "+strings.Join(a.AMR, ","))
+		s.respondTokens(c, sess, refresh, http.StatusOK)
 		return
 	}
-	sess, err := s.Sessions.Raise(ctx, pc.Session, now, a.ACR, a.AMR)
+	sess, err = s.Sessions.Raise(ctx, pc.Session, now, a.ACR, a.AMR)
 	if err != nil {
 		if errors.Is(err, tokens.ErrSessionEnded) || errors.Is(err, tokens.ErrSessionNotFound) {
 			err = invalidToken("the session being stepped up has ended", err)

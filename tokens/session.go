@@ -101,12 +101,24 @@ func (s *Sessions) Start(ctx context.Context, userID string, authTime time.Time,
 	}
 	now := s.Now()
 	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge)}
-	if err := s.Store.CreateSession(ctx, sess); err != nil {
-		return nil, "", err
-	}
-	token, err := s.issue(ctx, sess, "")
+	// The two inserts are independent and run at once; a refresh record
+	// whose session insert failed is never handed out and expires.
+	var (
+		token      string
+		refreshErr error
+		done       = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		token, refreshErr = s.issue(ctx, sess, "")
+	}()
+	err = s.Store.CreateSession(ctx, sess)
+	<-done
 	if err != nil {
 		return nil, "", err
+	}
+	if refreshErr != nil {
+		return nil, "", refreshErr
 	}
 	return sess, token, nil
 }

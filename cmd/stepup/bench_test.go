@@ -124,8 +124,12 @@ func heapObjects() uint64 {
 // asserted; the numbers are reported. peak-heap-MiB is the largest growth,
 // over a burst, of the heap held by objects (live or not yet swept) above
 // its level after a GC just before the burst.
-func BenchmarkLogin32Parallel(b *testing.B) {
-	const n = 32
+func BenchmarkLogin32Parallel(b *testing.B) { benchLoginParallel(b, 32) }
+
+// BenchmarkLogin64Parallel is the same burst with 64 sign-ins at once.
+func BenchmarkLogin64Parallel(b *testing.B) { benchLoginParallel(b, 64) }
+
+func benchLoginParallel(b *testing.B, n int) {
 	// Each 503 is logged at error level; keep them out of the output.
 	a := startApp(b, appOptions{Logger: slog.New(slog.DiscardHandler)})
 	names := make([]string, n)
@@ -201,4 +205,18 @@ func BenchmarkLogin32Parallel(b *testing.B) {
 	b.ReportMetric(float64(okCount)/float64(b.N), "ok/op")
 	b.ReportMetric(float64(busy)/float64(b.N), "busy/op")
 	b.ReportMetric(float64(other)/float64(b.N), "other/op")
+}
+
+// BenchmarkPasswordStepMFA is the password step of a user with a second
+// factor: it ends with mfa_required and an mfa_token, no session yet.
+func BenchmarkPasswordStepMFA(b *testing.B) {
+	a := startApp(b, appOptions{})
+	u := newTOTPUser(b, a, "bench-mfa")
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := a.postJSON("/v1/login", "", credentials{u.Username, u.Password})
+		if err != nil || r.Status != http.StatusOK {
+			b.Fatalf("login: %v %d %s", err, r.Status, r.Body)
+		}
+	}
 }
