@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
 )
 
@@ -100,4 +101,15 @@ func pendingClaims(c *gin.Context) tokens.PendingClaims {
 // older than maxAge.
 func (s *Server) fresh(a tokens.AccessClaims, acr string, maxAge time.Duration) bool {
 	return s.Policy.Satisfies(a.ACR, acr) && s.Now().Sub(a.AuthTime) <= maxAge
+}
+
+// caller loads the user the access token names. On failure it records the
+// error for the problem renderer and returns nil: the handler just returns.
+func (s *Server) caller(c *gin.Context) *mfa.User {
+	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
+	if err != nil {
+		_ = c.Error(err)
+		return nil
+	}
+	return u
 }

@@ -47,9 +47,8 @@ func viewFactor(f *mfa.Factor) factorView {
 
 // listFactors is GET /v1/me/factors. Secrets are never shown.
 func (s *Server) listFactors(c *gin.Context) {
-	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	out := make([]factorView, 0, len(u.Factors))
@@ -94,9 +93,8 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 	}
 	ac := accessClaims(c)
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	if err := s.mayEnroll(ac, u); err != nil {
@@ -157,9 +155,8 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 	}
 	ac := accessClaims(c)
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	f := u.Factor(c.Param("id"))
@@ -296,9 +293,8 @@ func (s *Server) renameFactor(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, accessClaims(c).Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	f := u.Factor(c.Param("id"))
@@ -325,9 +321,8 @@ func (s *Server) removeFactor(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	f := u.Factor(c.Param("id"))
@@ -412,9 +407,8 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 
 // getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.
 func (s *Server) getFactor(c *gin.Context) {
-	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	f := u.Factor(c.Param("id"))

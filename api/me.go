@@ -19,9 +19,8 @@ type meView struct {
 // me is GET /v1/me: the caller and what the presented token says of them.
 func (s *Server) me(c *gin.Context) {
 	ac := accessClaims(c)
-	u, err := s.Users.User(c.Request.Context(), ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	writeJSON(c, http.StatusOK, meView{ID: u.ID, Username: u.Username, SessionID: ac.Session, ACR: ac.ACR, AMR: ac.AMR,

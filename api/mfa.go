@@ -124,17 +124,34 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		return
 	}
 	now := s.Now()
-	// A new session is created while the mfa_token is consumed; it is handed
-	// out only if this request consumed the token (an unused session
-	// record expires). A step-up changes an existing session, so it waits.
+	// What does not depend on consuming the mfa_token runs while it is
+	// consumed: a new session (handed out only if this request consumed the
+	// token; an unused session record expires), the budget reset (a lost
+	// one counts more failures, never fewer) and the factor's last use and
+	// counter. All finish before the answer, so the client's next request
+	// sees them. A step-up changes an existing session, so it waits.
 	var (
 		sess    *tokens.Session
 		refresh string
 		wg      sync.WaitGroup
 		lostErr error
 	)
+	bg := context.WithoutCancel(ctx)
 	if pc.Session == "" {
 		wg.Go(func() { sess, refresh, lostErr = s.Sessions.Start(ctx, u.ID, now, a.ACR, a.AMR) })
+	}
+	wg.Go(func() {
+		if err := s.AccountBudget.Succeed(bg, acct); err != nil {
+			s.log.Warn("second-factor budget not reset", "user", u.ID, "err", err)
+		}
+	})
+	if f != nil {
+		f.LastUsedAt = now
+		wg.Go(func() {
+			if err := s.Users.UpdateUser(bg, u); err != nil {
+				s.log.Warn("factor last use not recorded", "user", u.ID, "err", err)
+			}
+		})
 	}
 	consumeErr := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute))
 	wg.Wait()
@@ -144,22 +161,6 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		}
 		_ = c.Error(consumeErr)
 		return
-	}
-	// Off the response's path: the budget reset (a lost one counts more
-	// failures, never fewer) and the factor's last use (informational).
-	bg := context.WithoutCancel(ctx)
-	go func() {
-		if err := s.AccountBudget.Succeed(bg, acct); err != nil {
-			s.log.Warn("second-factor budget not reset", "user", u.ID, "err", err)
-		}
-	}()
-	if f != nil {
-		f.LastUsedAt = now
-		go func() {
-			if err := s.Users.UpdateUser(bg, u); err != nil {
-				s.log.Debug("factor last-used not recorded", "user", u.ID, "err", err)
-			}
-		}()
 	}
 	if pc.Session == "" {
 		if lostErr != nil {

@@ -32,9 +32,8 @@ func (s *Server) changePassword(c *gin.Context) {
 	}
 	ac := accessClaims(c)
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	if len(u.Confirmed("")) > 0 && !s.fresh(ac, s.Policy.Levels[1], s.cfg.FreshAuth) {

@@ -66,10 +66,8 @@ func (s *Server) newRecoveryCodes(c *gin.Context) {
 		_ = c.Error(insufficient(want, int(s.cfg.FreshAuth/time.Second)))
 		return
 	}
-	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	if len(u.Confirmed("")) == 0 {

@@ -66,9 +66,8 @@ func (s *Server) webauthnRegisterOptions(c *gin.Context) {
 	}
 	ac := accessClaims(c)
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	if err := s.mayEnroll(ac, u); err != nil {
@@ -98,9 +97,8 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 	}
 	ac := accessClaims(c)
 	ctx := c.Request.Context()
-	u, err := s.Users.User(ctx, ac.Subject)
-	if err != nil {
-		_ = c.Error(err)
+	u := s.caller(c)
+	if u == nil {
 		return
 	}
 	if err := s.mayEnroll(ac, u); err != nil {
