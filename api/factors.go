@@ -293,13 +293,8 @@ func (s *Server) renameFactor(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	u := s.caller(c)
-	if u == nil {
-		return
-	}
-	f := u.Factor(c.Param("id"))
+	u, f := s.callerFactor(c)
 	if f == nil {
-		_ = c.Error(mfa.ErrNotEnrolled)
 		return
 	}
 	f.Name = name
@@ -321,13 +316,8 @@ func (s *Server) removeFactor(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	u := s.caller(c)
-	if u == nil {
-		return
-	}
-	f := u.Factor(c.Param("id"))
+	u, f := s.callerFactor(c)
 	if f == nil {
-		_ = c.Error(mfa.ErrNotEnrolled)
 		return
 	}
 	removed := *f
@@ -407,14 +397,24 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 
 // getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.
 func (s *Server) getFactor(c *gin.Context) {
+	_, f := s.callerFactor(c)
+	if f == nil {
+		return
+	}
+	writeJSON(c, http.StatusOK, viewFactor(f))
+}
+
+// callerFactor loads the caller and their factor named by the path's id;
+// another user's factor id is not found. On failure it records the error
+// and returns a nil factor.
+func (s *Server) callerFactor(c *gin.Context) (*mfa.User, *mfa.Factor) {
 	u := s.caller(c)
 	if u == nil {
-		return
+		return nil, nil
 	}
 	f := u.Factor(c.Param("id"))
 	if f == nil {
 		_ = c.Error(mfa.ErrNotEnrolled)
-		return
 	}
-	writeJSON(c, http.StatusOK, viewFactor(f))
+	return u, f
 }
