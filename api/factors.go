@@ -144,12 +144,8 @@ func (s *Server) mayEnroll(ac tokens.AccessClaims, u *mfa.User) error {
 // POST /v1/me/factors/totp/{id}/confirm. The code's time step is claimed,
 // so the confirming code cannot be used again to sign in.
 func (s *Server) confirmTOTP(c *gin.Context) {
-	var req codeRequest
-	if err := decode(c, &req); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if err := s.TOTP.CheckFormat(req.Code); err != nil {
+	code, err := decodeCode(c, s.TOTP.CheckFormat)
+	if err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -173,7 +169,7 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	if _, err := s.TOTP.Verify(ctx, f, req.Code); err != nil {
+	if _, err := s.TOTP.Verify(ctx, f, code); err != nil {
 		s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
 		_ = c.Error(notTheToken(err))
 		return

@@ -18,6 +18,24 @@ type codeRequest struct {
 	Code string `json:"code"`
 }
 
+// decodeCode reads {"code": …} strictly and checks the code's form before
+// anything is spent: a malformed code costs no attempt.
+func decodeCode(c *gin.Context, check func(string) error) (string, error) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		return "", err
+	}
+	if err := check(req.Code); err != nil {
+		return "", err
+	}
+	return req.Code, nil
+}
+
+func recoveryFormat(code string) error {
+	_, err := mfa.NormalizeRecoveryCode(code)
+	return err
+}
+
 // verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
 //
 // Order matters: the code's format is checked before anything is spent;
@@ -27,12 +45,8 @@ type codeRequest struct {
 // consumed with a unique insert, so of two racing winners only one gets
 // tokens.
 func (s *Server) verifyTOTP(c *gin.Context) {
-	var req codeRequest
-	if err := decode(c, &req); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if err := s.TOTP.CheckFormat(req.Code); err != nil {
+	code, err := decodeCode(c, s.TOTP.CheckFormat)
+	if err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -49,7 +63,7 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 	}
 	var matched *mfa.Factor
 	for _, f := range u.Confirmed(mfa.KindTOTP) {
-		if _, err := s.TOTP.Verify(ctx, &f, req.Code); err == nil {
+		if _, err := s.TOTP.Verify(ctx, &f, code); err == nil {
 			matched = u.Factor(f.ID)
 			break
 		} else if !errors.Is(err, mfa.ErrBadCode) {

@@ -16,12 +16,8 @@ const ctxRecoveryLeft = "recovery_left"
 // second factor. It shares the account's failure budget, yields aal2 with
 // amr [pwd, rec, mfa] — never otp or hwk — and says how many codes remain.
 func (s *Server) verifyRecovery(c *gin.Context) {
-	var req codeRequest
-	if err := decode(c, &req); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if _, err := mfa.NormalizeRecoveryCode(req.Code); err != nil {
+	code, err := decodeCode(c, recoveryFormat)
+	if err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -36,7 +32,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	if err := s.Recovery.Use(ctx, u, req.Code); err != nil {
+	if err := s.Recovery.Use(ctx, u, code); err != nil {
 		s.m.verifies.WithLabelValues("recovery", "failure").Inc()
 		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "recovery code")
 		_ = c.Error(err)

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -43,7 +44,7 @@ func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
 	}
 	form := c.Request.PostForm
 	for k, v := range form {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return nil, badRequest("unknown parameter " + sanitize(k))
 		}
 		if len(v) != 1 {
@@ -53,13 +54,17 @@ func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
 	return form, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// readTokenForm reads the RFC 7009 / RFC 7662 request: token (required)
+// and token_type_hint (ignored: the token's form says what it is).
+func readTokenForm(c *gin.Context) (string, error) {
+	form, err := readForm(c, "token", "token_type_hint")
+	if err != nil {
+		return "", err
 	}
-	return false
+	if form.Get("token") == "" {
+		return "", badRequest("token is required")
+	}
+	return form.Get("token"), nil
 }
 
 // sessionOf finds the session a token belongs to: an access token of this
@@ -95,15 +100,12 @@ func (s *Server) sessionOf(c *gin.Context, token string) (sess *tokens.Session, 
 // session ends the session (§2.1 allows revoking the related tokens). The
 // answer is 200 whether or not the token was known (§2.2).
 func (s *Server) revoke(c *gin.Context) {
-	form, err := readForm(c, "token", "token_type_hint")
-	if err == nil && form.Get("token") == "" {
-		err = badRequest("token is required")
-	}
+	token, err := readTokenForm(c)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
-	sess, _, _, err := s.sessionOf(c, form.Get("token"))
+	sess, _, _, err := s.sessionOf(c, token)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -130,15 +132,12 @@ func (s *Server) introspect(c *gin.Context) {
 		_ = c.Error(problem(http.StatusUnauthorized, "invalid_client", "client authentication failed"))
 		return
 	}
-	form, err := readForm(c, "token", "token_type_hint")
-	if err == nil && form.Get("token") == "" {
-		err = badRequest("token is required")
-	}
+	token, err := readTokenForm(c)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
-	sess, access, refresh, err := s.sessionOf(c, form.Get("token"))
+	sess, access, refresh, err := s.sessionOf(c, token)
 	if err != nil {
 		_ = c.Error(err)
 		return
