@@ -56,8 +56,8 @@ func (s *Server) requireAccess(c *gin.Context) {
 	c.Next()
 }
 
-// requirePending admits a request only with a valid, unused mfa_pending
-// token addressed to the MFA endpoints.
+// requirePending admits a request only with a valid mfa_pending token
+// addressed to the MFA endpoints; each endpoint refuses a used one.
 func (s *Server) requirePending(c *gin.Context) {
 	tok, ok := bearer(c)
 	if !ok {
@@ -71,15 +71,8 @@ func (s *Server) requirePending(c *gin.Context) {
 		abort(c, invalidToken("the mfa_token is invalid or expired", err))
 		return
 	}
-	used, err := s.UsedTokens.AnyClaimed(c.Request.Context(), claims.ID)
-	if err != nil {
-		abort(c, err)
-		return
-	}
-	if used {
-		abort(c, invalidToken("the mfa_token has been used", nil))
-		return
-	}
+	// Whether it was used is checked by the step that spends it (its
+	// budget document records consumption), saving a round trip.
 	c.Set(ctxPending, claims)
 	c.Next()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -113,8 +114,7 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 	}
 	now := s.Now()
 	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret}
-	u.Factors = append(pruneUnconfirmed(u.Factors, now), f)
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	if err := s.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow)); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -125,11 +125,18 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 
 // mayEnroll applies the enrollment policy: the first factor needs any
 // session; another needs aal2 or better within FreshAuth (RFC 9470
-// challenge otherwise). A user has at most maxFactors factors.
+// challenge otherwise). A user has at most maxFactors factors. The same
+// check runs again when an enrollment is confirmed: a factor the user
+// confirmed meanwhile raises the bar for one started before it.
 func (s *Server) mayEnroll(ac tokens.AccessClaims, u *mfa.User) error {
 	if len(pruneUnconfirmed(u.Factors, s.Now())) >= maxFactors {
-		return problem(http.StatusConflict, "conflict", "too many factors; remove one first")
+		return mfa.ErrTooManyFactors
 	}
+	return s.mayActivate(ac, u)
+}
+
+// mayActivate is the level part of the enrollment policy.
+func (s *Server) mayActivate(ac tokens.AccessClaims, u *mfa.User) error {
 	if len(u.Confirmed("")) == 0 {
 		return nil
 	}
@@ -164,25 +171,33 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 		_ = c.Error(mfa.ErrAlreadyConfirmed)
 		return
 	}
+	if err := s.mayActivate(ac, u); err != nil {
+		_ = c.Error(err)
+		return
+	}
 	if _, err := s.EnrollBudget.Take(ctx, "enroll|"+f.ID); err != nil {
 		s.throttled(err)
 		_ = c.Error(err)
 		return
 	}
-	if _, err := s.TOTP.Verify(ctx, f, code); err != nil {
-		s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
+	now := s.Now()
+	step, err := s.TOTP.Match(f, code)
+	if err == nil {
+		// Activates the factor and takes the step in one conditional
+		// update, so the confirming code cannot sign in again.
+		err = s.Users.UseStep(ctx, u.ID, f.ID, step, now, true, now.Add(-enrollmentWindow))
+	}
+	if err != nil {
+		if errors.Is(err, mfa.ErrBadCode) {
+			s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
+		}
 		_ = c.Error(notTheToken(err))
 		return
 	}
 	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
 	s.event(c, u.ID, ac.Session, mfa.EventFactorAdded, "totp "+f.ID)
 	first := len(u.Confirmed("")) == 0
-	f.Confirmed = true
-	f.LastUsedAt = s.Now()
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
-		_ = c.Error(err)
-		return
-	}
+	f.Confirmed, f.LastUsedAt, f.LastStep = true, now, step
 	s.writeFactor(c, u, f, first, http.StatusOK)
 }
 
@@ -294,7 +309,7 @@ func (s *Server) renameFactor(c *gin.Context) {
 		return
 	}
 	f.Name = name
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	if err := s.Users.RenameFactor(ctx, u.ID, f.ID, name); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -316,14 +331,15 @@ func (s *Server) removeFactor(c *gin.Context) {
 	if f == nil {
 		return
 	}
-	removed := *f
-	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
-	if len(u.Confirmed("")) == 0 {
-		u.RecoveryCodes = nil // recovery codes stand in for a second factor that no longer exists
-	}
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	got, err := s.Users.RemoveFactor(ctx, u.ID, f.ID)
+	if err != nil {
 		_ = c.Error(err)
 		return
+	}
+	removed := *got
+	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
+	if len(u.Confirmed("")) == 0 {
+		u.RecoveryCodes = nil // the store dropped them: they stood in for a second factor that no longer exists
 	}
 	s.event(c, u.ID, ac.Session, mfa.EventFactorRemoved, string(removed.Kind)+" "+removed.ID)
 	if err := s.afterRemoval(c, u, ac); err != nil {
@@ -388,7 +404,8 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 	if acr == sess.ACR && slices.Equal(amr, sess.AMR) {
 		return nil
 	}
-	return s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, acr, amr)
+	_, err := s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, acr, amr, now)
+	return err
 }
 
 // getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.

@@ -34,13 +34,9 @@ type mfaRequired struct {
 	Factors   []string `json:"factors"`
 }
 
-// noUser is a user id no user has: reading it costs the unknown-user path
-// the same store round trip as a known user's.
-const noUser = "\x00none"
-
 // login is the password step: POST /v1/login. Unknown user and wrong
-// password give the identical answer after the same work: a budget slot for
-// the name, two reads, one argon2id hash.
+// password give the identical answer after the same work: an attempt on
+// the name's budget, one read, one argon2id hash.
 func (s *Server) login(c *gin.Context) {
 	var req credentials
 	if err := decode(c, &req); err != nil {
@@ -88,7 +84,6 @@ func (s *Server) login(c *gin.Context) {
 	case err == nil:
 		phc = u.PasswordHash
 	case errors.Is(err, mfa.ErrNotFound):
-		_, _ = s.Users.User(ctx, noUser)
 	default:
 		_ = c.Error(err)
 		return
@@ -163,7 +158,7 @@ func (s *Server) upgradeHash(ctx context.Context, u *mfa.User, pw string) {
 		return
 	}
 	u.PasswordHash = hash
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	if err := s.Users.SetPassword(ctx, u.ID, hash); err != nil {
 		s.log.Debug("password hash upgrade skipped", "user", u.ID, "err", err)
 	}
 }

@@ -39,11 +39,12 @@ func recoveryFormat(code string) error {
 // verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
 //
 // Order matters: the code's format is checked before anything is spent;
-// then a slot of the token's budget and one of the account's are claimed
-// (so a burst evaluates exactly as many guesses as there are slots); then
-// the code is checked and its time step claimed; last the mfa_token is
-// consumed with a unique insert, so of two racing winners only one gets
-// tokens.
+// then one attempt of the token's budget and one of the account's are
+// counted (each an atomic conditional update, so a burst evaluates exactly
+// as many guesses as the budgets allow); then the code's time step is taken
+// with one conditional update that accepts only a step later than the last
+// (single use, never backwards) and records the use; last the mfa_token is
+// consumed atomically, so of two racing winners only one gets tokens.
 func (s *Server) verifyTOTP(c *gin.Context) {
 	code, err := decodeCode(c, s.TOTP.CheckFormat)
 	if err != nil {
@@ -56,64 +57,63 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(c, pc)
+	u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
-	var matched *mfa.Factor
-	for _, f := range u.Confirmed(mfa.KindTOTP) {
-		if _, err := s.TOTP.Verify(ctx, &f, code); err == nil {
-			matched = u.Factor(f.ID)
-			break
-		} else if !errors.Is(err, mfa.ErrBadCode) {
-			_ = c.Error(err)
-			return
+	f, step, err := s.TOTP.MatchAny(u, code)
+	if err == nil {
+		err = s.Users.UseStep(ctx, u.ID, f.ID, step, s.Now(), false, time.Time{})
+		if errors.Is(err, mfa.ErrNotEnrolled) {
+			err = mfa.ErrBadCode // removed meanwhile
 		}
 	}
-	if matched == nil {
-		s.m.verifies.WithLabelValues("totp", "failure").Inc()
-		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "totp")
-		_ = c.Error(mfa.ErrBadCode)
+	if err != nil {
+		if errors.Is(err, mfa.ErrBadCode) {
+			s.m.verifies.WithLabelValues("totp", "failure").Inc()
+			s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "totp")
+		}
+		_ = c.Error(err)
 		return
 	}
 	s.m.verifies.WithLabelValues("totp", "success").Inc()
-	s.finishSecondFactor(c, pc, acct, u, matched, s.Policy.PasswordTOTP())
+	s.finishSecondFactor(c, pc, u, s.Policy.PasswordTOTP())
 }
 
-// spendAttempt claims a slot of the mfa_token's budget (a spent token is
-// dead) and one of the account's (backoff, then lock), and loads the user.
+// spendAttempt counts an attempt on the mfa_token's budget (a spent or
+// consumed token is dead) and then on the account's, which returns the user
+// in the same round trip.
 //
-// The token's slot comes first, so a dead token spends nothing of the
-// account's budget; then the account's slot and the user load run at once,
-// both done before the caller evaluates the guess.
-func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (mfa.Attempt, *mfa.User, error) {
+// The token's attempt comes first, so a dead token spends nothing of the
+// account's budget.
+func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (*mfa.User, error) {
 	ctx := c.Request.Context()
-	if _, err := s.TokenBudget.Take(ctx, "tok|"+pc.ID); err != nil {
+	if _, err := s.TokenBudget.Take(ctx, pc.ID); err != nil {
 		var th *mfa.ThrottledError
-		if errors.As(err, &th) {
-			return mfa.Attempt{}, nil, invalidToken("the mfa_token has no attempts left", nil)
+		switch {
+		case errors.As(err, &th):
+			return nil, invalidToken("the mfa_token has no attempts left", nil)
+		case errors.Is(err, mfa.ErrUsed):
+			return nil, invalidToken("the mfa_token has been used", nil)
 		}
-		return mfa.Attempt{}, nil, err
+		return nil, err
 	}
-	var (
-		acctErr error
-		acct    mfa.Attempt
-		wg      sync.WaitGroup
-	)
-	wg.Go(func() { acct, acctErr = s.AccountBudget.Take(ctx, "mfa|"+pc.Subject) })
-	u, userErr := s.Users.User(ctx, pc.Subject)
-	wg.Wait()
-	if err := acctErr; err != nil {
-		if s.throttled(err) {
-			s.event(c, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
-		}
-		return mfa.Attempt{}, nil, err
+	now := s.Now()
+	u, ok, err := s.Users.SpendAttempt(ctx, pc.Subject, s.AccountBudget.Gates(now), now)
+	if errors.Is(err, mfa.ErrNotFound) {
+		return nil, invalidToken("the mfa_token's user is gone", nil)
 	}
-	if errors.Is(userErr, mfa.ErrNotFound) {
-		return mfa.Attempt{}, nil, invalidToken("the mfa_token's user is gone", nil)
+	if err != nil {
+		return nil, err
 	}
-	return acct, u, userErr
+	if !ok {
+		err := s.AccountBudget.Refusal(u.Attempts, now)
+		s.throttled(err)
+		s.event(c, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
+		return nil, err
+	}
+	return u, nil
 }
 
 // reaches refuses, before any attempt is spent, a factor that cannot reach
@@ -127,10 +127,11 @@ func (s *Server) reaches(pc tokens.PendingClaims, best mfa.Assurance) error {
 	return nil
 }
 
-// finishSecondFactor consumes the mfa_token, resets the account budget,
-// records the factor's use and issues tokens: a new session after a
-// password, or the same session raised after a step-up.
-func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acct mfa.Attempt, u *mfa.User, f *mfa.Factor, a mfa.Assurance) {
+// finishSecondFactor consumes the mfa_token and issues tokens: a new
+// session after a password, or the same session raised after a step-up.
+// The factor's use and the account's budget reset were recorded by the
+// update that accepted the factor.
+func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, u *mfa.User, a mfa.Assurance) {
 	ctx := c.Request.Context()
 	a, err := s.stepupAssurance(pc, a)
 	if err != nil {
@@ -138,40 +139,27 @@ func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, acc
 		return
 	}
 	now := s.Now()
-	// What does not depend on consuming the mfa_token runs while it is
-	// consumed: a new session (handed out only if this request consumed the
-	// token; an unused session record expires), the budget reset (a lost
-	// one counts more failures, never fewer) and the factor's last use and
-	// counter. All finish before the answer, so the client's next request
-	// sees them. A step-up changes an existing session, so it waits.
+	// A new session is inserted while the mfa_token is consumed; it is
+	// handed out only if this request consumed the token (an unused session
+	// has no refresh token anyone knows, and expires). A step-up changes an
+	// existing session, so it waits.
 	var (
 		sess    *tokens.Session
 		refresh string
 		wg      sync.WaitGroup
 		lostErr error
 	)
-	bg := context.WithoutCancel(ctx)
 	if pc.Session == "" {
 		wg.Go(func() { sess, refresh, lostErr = s.Sessions.Start(ctx, u.ID, now, a.ACR, a.AMR) })
 	}
-	wg.Go(func() {
-		if err := s.AccountBudget.Succeed(bg, acct); err != nil {
-			s.log.Warn("second-factor budget not reset", "user", u.ID, "err", err)
-		}
-	})
-	if f != nil {
-		f.LastUsedAt = now
-		wg.Go(func() {
-			if err := s.Users.UpdateUser(bg, u); err != nil {
-				s.log.Warn("factor last use not recorded", "user", u.ID, "err", err)
-			}
-		})
-	}
-	consumeErr := s.UsedTokens.Claim(ctx, pc.ID, pc.Expiry.Add(time.Minute))
+	consumeErr := s.Pending.Consume(ctx, pc.ID, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()
 	if consumeErr != nil {
 		if errors.Is(consumeErr, mfa.ErrUsed) {
 			consumeErr = invalidToken("the mfa_token has been used", nil)
+		}
+		if sess != nil {
+			_ = s.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
 		}
 		_ = c.Error(consumeErr)
 		return

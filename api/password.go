@@ -64,7 +64,7 @@ func (s *Server) changePassword(c *gin.Context) {
 		return
 	}
 	u.PasswordHash = hash
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	if err := s.Users.SetPassword(ctx, u.ID, hash); err != nil {
 		_ = c.Error(err)
 		return
 	}

@@ -120,8 +120,8 @@ func toProblem(err error) *Problem {
 		p = problem(http.StatusConflict, "conflict", "that username is taken")
 	case errors.Is(err, mfa.ErrAlreadyConfirmed):
 		p = problem(http.StatusConflict, "conflict", "the factor is confirmed already")
-	case errors.Is(err, mfa.ErrConflict):
-		p = problem(http.StatusConflict, "conflict", "a concurrent change came first; retry")
+	case errors.Is(err, mfa.ErrTooManyFactors):
+		p = problem(http.StatusConflict, "conflict", "too many factors; remove one first")
 	case errors.Is(err, mfa.ErrNotEnrolled), errors.Is(err, mfa.ErrNotFound):
 		p = problem(http.StatusNotFound, "not_found", "no such resource")
 	case errors.Is(err, mfa.ErrBusy):

@@ -27,7 +27,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(c, pc)
+	u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -39,6 +39,10 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("recovery", "success").Inc()
+	if err := s.Users.ForgiveAttempts(ctx, u.ID); err != nil {
+		_ = c.Error(err)
+		return
+	}
 	left, err := s.Recovery.Remaining(ctx, u)
 	if err != nil {
 		_ = c.Error(err)
@@ -46,7 +50,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 	}
 	c.Set(ctxRecoveryLeft, left)
 	s.event(c, u.ID, pc.Session, mfa.EventRecoveryUsed, strconv.Itoa(left)+" left")
-	s.finishSecondFactor(c, pc, acct, u, nil, s.Policy.PasswordRecovery())
+	s.finishSecondFactor(c, pc, u, s.Policy.PasswordRecovery())
 }
 
 // newRecoveryCodes is POST /v1/me/recovery-codes: a new set replaces the
@@ -86,7 +90,7 @@ func (s *Server) replaceRecoveryCodes(c *gin.Context, u *mfa.User) ([]string, er
 		return nil, err
 	}
 	u.RecoveryCodes = hashes
-	if err := s.Users.UpdateUser(c.Request.Context(), u); err != nil {
+	if err := s.Users.SetRecoveryCodes(c.Request.Context(), u.ID, hashes); err != nil {
 		return nil, err
 	}
 	return codes, nil

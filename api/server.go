@@ -46,11 +46,11 @@ type Deps struct {
 	WebAuthn      *mfa.WebAuthn
 	Recovery      *mfa.Recovery
 	Events        mfa.EventStore
-	UsedTokens    mfa.Claims  // consumed mfa_pending jti
-	TokenBudget   *mfa.Budget // per mfa_token
-	AccountBudget *mfa.Budget // per account, second factors
-	LoginBudget   *mfa.Budget // per username, passwords
-	EnrollBudget  *mfa.Budget // per factor being confirmed
+	Pending       mfa.PendingStore // per mfa_pending token: attempts and consumption
+	TokenBudget   *mfa.Budget      // per mfa_token, on Pending
+	AccountBudget *mfa.Budget      // per account, second factors: gates for UserStore.SpendAttempt
+	LoginBudget   *mfa.Budget      // per username, passwords
+	EnrollBudget  *mfa.Budget      // per factor being confirmed
 	Policy        mfa.Policy
 	Sessions      *tokens.Sessions
 	Issuer        *tokens.Issuer

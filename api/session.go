@@ -68,32 +68,26 @@ func readTokenForm(c *gin.Context) (string, error) {
 }
 
 // sessionOf finds the session a token belongs to: an access token of this
-// issuer, else a refresh token. ok is false for anything else.
-func (s *Server) sessionOf(c *gin.Context, token string) (sess *tokens.Session, access *tokens.AccessClaims, refresh *tokens.Refresh, err error) {
+// issuer, else the current refresh token of a session. All nil for
+// anything else.
+func (s *Server) sessionOf(c *gin.Context, token string) (sess *tokens.Session, access *tokens.AccessClaims, refresh bool, err error) {
 	ctx := c.Request.Context()
 	if strings.Count(token, ".") == 2 {
 		ac, err := s.Verifier.Access(token)
 		if err != nil {
-			return nil, nil, nil, nil
+			return nil, nil, false, nil
 		}
 		sess, err := s.Sessions.Store.Session(ctx, ac.Session)
 		if errors.Is(err, tokens.ErrSessionNotFound) {
-			return nil, nil, nil, nil
+			return nil, nil, false, nil
 		}
-		return sess, &ac, nil, err
+		return sess, &ac, false, err
 	}
-	r, err := s.Sessions.Store.Refresh(ctx, tokens.HashRefresh(token))
+	sess, err = s.Sessions.OfRefresh(ctx, token)
 	if errors.Is(err, tokens.ErrRefreshUnknown) {
-		return nil, nil, nil, nil
+		return nil, nil, false, nil
 	}
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sess, err = s.Sessions.Store.Session(ctx, r.SessionID)
-	if errors.Is(err, tokens.ErrSessionNotFound) {
-		return nil, nil, nil, nil
-	}
-	return sess, nil, &r, err
+	return sess, nil, err == nil, err
 }
 
 // revoke is POST /v1/token/revoke (RFC 7009). Revoking either token of a
@@ -147,18 +141,17 @@ func (s *Server) introspect(c *gin.Context) {
 		writeJSON(c, http.StatusOK, gin.H{"active": false})
 		return
 	}
-	if refresh != nil {
-		rotated, err := s.Sessions.Store.Rotated(c.Request.Context(), refresh.Hash)
-		if err != nil {
-			_ = c.Error(err)
-			return
-		}
-		if rotated || !now.Before(refresh.ExpiresAt) {
+	if refresh {
+		if !sess.RefreshLive(sess.RefreshHash, now) {
 			writeJSON(c, http.StatusOK, gin.H{"active": false})
 			return
 		}
+		exp := sess.RefreshExpiresAt
+		if exp.After(sess.ExpiresAt) {
+			exp = sess.ExpiresAt
+		}
 		writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "refresh_token", "sub": sess.UserID,
-			"sid": sess.ID, "exp": refresh.ExpiresAt.Unix(), "iat": refresh.IssuedAt.Unix(), "iss": s.cfg.Issuer,
+			"sid": sess.ID, "exp": exp.Unix(), "iat": sess.RefreshIssuedAt.Unix(), "iss": s.cfg.Issuer,
 			"acr": sess.ACR, "amr": sess.AMR, "auth_time": sess.AuthTime.Unix()})
 		return
 	}

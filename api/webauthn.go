@@ -118,7 +118,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: s.Now(), Credential: cred}
 	first := len(u.Confirmed("")) == 0
 	u.Factors = append(u.Factors, f)
-	if err := s.Users.UpdateUser(ctx, u); err != nil {
+	if err := s.Users.AddFactor(ctx, u.ID, f, maxFactors, s.Now().Add(-enrollmentWindow)); err != nil {
 		_ = s.WebAuthn.Ceremonies.ReleaseCredential(context.WithoutCancel(ctx), cred.ID)
 		_ = c.Error(err)
 		return
@@ -138,6 +138,13 @@ func (s *Server) webauthnOptions(c *gin.Context) {
 	}
 	pc := pendingClaims(c)
 	ctx := c.Request.Context()
+	if used, err := s.Pending.Consumed(ctx, pc.ID); err != nil || used {
+		if err == nil {
+			err = invalidToken("the mfa_token has been used", nil)
+		}
+		_ = c.Error(err)
+		return
+	}
 	u, err := s.Users.User(ctx, pc.Subject)
 	if err != nil {
 		_ = c.Error(err)
@@ -162,12 +169,12 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 	}
 	pc := pendingClaims(c)
 	ctx := c.Request.Context()
-	acct, u, err := s.spendAttempt(c, pc)
+	u, err := s.spendAttempt(c, pc)
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
-	f, a, err := s.WebAuthn.FinishLogin(ctx, u, pc.ID, body)
+	_, a, err := s.WebAuthn.FinishLogin(ctx, u, pc.ID, body)
 	if err != nil {
 		s.m.verifies.WithLabelValues("webauthn", "failure").Inc()
 		s.event(c, u.ID, pc.Session, mfa.EventMFAFailure, "webauthn")
@@ -175,7 +182,7 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("webauthn", "success").Inc()
-	s.finishSecondFactor(c, pc, acct, u, f, s.Policy.PasswordWebAuthn(a))
+	s.finishSecondFactor(c, pc, u, s.Policy.PasswordWebAuthn(a))
 }
 
 // passkeyOptions is POST /v1/passkeys/options: a usernameless ceremony.
@@ -201,17 +208,13 @@ func (s *Server) passkeyVerify(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	u, f, a, err := s.WebAuthn.FinishPasskey(ctx, body)
+	u, _, a, err := s.WebAuthn.FinishPasskey(ctx, body)
 	if err != nil {
 		s.m.verifies.WithLabelValues("passkey", "failure").Inc()
 		_ = c.Error(ceremonyFailed(err))
 		return
 	}
 	s.m.verifies.WithLabelValues("passkey", "success").Inc()
-	if err := s.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
-		// A lost counter weakens clone detection: say so loudly.
-		s.log.Warn("credential counter not recorded", "user", u.ID, "factor", f.ID, "err", err)
-	}
 	s.complete(c, u.ID, s.Now(), s.Policy.Passkey(a), http.StatusOK)
 }
 

@@ -2,8 +2,6 @@ package mfa
 
 import (
 	"context"
-	"errors"
-	"strconv"
 	"time"
 )
 
@@ -11,105 +9,134 @@ import (
 // allows on one account.
 const NISTMaxFailures = 100
 
-// BudgetStore holds attempt slots and, per scope, a hint of where to look.
-// It is implemented by store.
-type BudgetStore interface {
-	Claims
-	// Hint returns the scope's next-slot hint and the slot of its last
-	// success; zeros when the scope is new.
-	Hint(ctx context.Context, scope string) (next, reset int64, err error)
-	// Advance raises the scope's hints to at least next and reset (a zero
-	// leaves that hint as it is). A lost or late update only makes later
-	// attempts look further or count more failures, never fewer.
-	Advance(ctx context.Context, scope string, next, reset int64) error
+// Gate is one condition under which a budget allows another attempt: the
+// scope's failure count is in [Min, Max) and, unless Before is zero, its last
+// attempt was at or before Before. A budget is a list of gates; an attempt
+// passes if any gate does.
+type Gate struct {
+	Min, Max int64
+	Before   time.Time
 }
 
-// Budget bounds guessing. Every attempt claims the next numbered slot of its
-// scope with a unique insert before the guess is evaluated, so a burst of
-// parallel attempts, on any number of instances, evaluates exactly as many
-// guesses as there are free slots (DESIGN.md: "budgets are claimed slots").
-// A success records its slot as the reset point; failures are the slots
-// claimed since then.
+// BudgetState is what a store knows of one scope.
+type BudgetState struct {
+	Failures int64     // attempts since the last success, this one included
+	Last     time.Time // when the last attempt was counted
+}
+
+// BudgetStore counts attempts, one document per scope. It is implemented by
+// store.
+type BudgetStore interface {
+	// Spend counts one attempt on scope at now if one of gates passes, in
+	// one atomic conditional update (an upsert for a new scope), and
+	// returns the state after it with ok true. When no gate passes it
+	// counts nothing and returns the current state with ok false. The
+	// scope's record may be deleted after expires.
+	Spend(ctx context.Context, scope string, gates []Gate, now, expires time.Time) (st BudgetState, ok bool, err error)
+	// Forgive sets the scope's failure count to zero.
+	Forgive(ctx context.Context, scope string) error
+}
+
+// PendingStore holds, per mfa_pending token, its attempt budget and its
+// consumption, in one document: Spend refuses a consumed token with
+// ErrUsed, so a used token takes no more guesses. It is implemented by
+// store.
+type PendingStore interface {
+	BudgetStore
+	// Consume marks the token used, atomically: ErrUsed if it was already.
+	Consume(ctx context.Context, id string, now, expires time.Time) error
+	// Consumed reports whether the token was consumed.
+	Consumed(ctx context.Context, id string) (bool, error)
+}
+
+// Budget bounds guessing. Every attempt is counted, atomically and before
+// the guess is evaluated, by one conditional update of its scope's document
+// that also checks the budget allows it; so a burst of parallel attempts on
+// any number of instances evaluates exactly as many guesses as the budget
+// allows. A success forgives the count.
 //
-// The first Free failures are unthrottled; each later one waits Base·2ⁿ (at
-// most Max) after the previous slot; after Limit failures the scope is locked
-// until an administrator resets it.
+// The first Free failures are unthrottled; after that each attempt waits
+// Base·2ⁿ (at most Max) after the previous one; after Limit failures the
+// scope is locked until an administrator forgives it.
 type Budget struct {
 	Store BudgetStore
 	Free  int
 	Limit int
 	Base  time.Duration
 	Max   time.Duration
-	Keep  time.Duration // how long slot records are kept
-	// Hinted scopes keep a hint document; unhinted ones (a token's own
-	// budget, a few slots) are walked from 1.
-	Hinted bool
-	// Now must be the clock the store stamps claims with (store.Config.Now):
-	// backoff compares a slot's stamp with it.
+	Keep  time.Duration // how long a scope's record is kept after its last attempt
+	// Now must be the clock the store compares with.
 	Now func() time.Time
 }
 
-// Attempt is a claimed slot.
+// Attempt is a counted attempt.
 type Attempt struct {
 	Scope string
-	Slot  int64
+	Slot  int64 // its number among the failures since the last success
 }
 
-// Take claims the next slot of scope. It returns a *ThrottledError while in
+// Take counts an attempt on scope. It returns a *ThrottledError while in
 // backoff or once the budget is spent.
 func (b *Budget) Take(ctx context.Context, scope string) (Attempt, error) {
-	var next, reset int64
-	if b.Hinted {
-		var err error
-		if next, reset, err = b.Store.Hint(ctx, scope); err != nil {
-			return Attempt{}, err
-		}
-	}
-	k := max(next, reset+1, 1)
-	first := k
 	now := b.Now()
-	for {
-		failures := k - 1 - reset
-		if failures >= int64(b.Limit) {
-			return Attempt{}, &ThrottledError{Locked: true}
-		}
-		if failures >= int64(b.Free) {
-			wait := b.backoff(failures - int64(b.Free))
-			prev, err := b.Store.ClaimTime(ctx, slotID(scope, k-1))
-			switch {
-			case errors.Is(err, ErrNotFound):
-			case err != nil:
-				return Attempt{}, err
-			case now.Before(prev.Add(wait)):
-				return Attempt{}, &ThrottledError{RetryAfter: prev.Add(wait).Sub(now)}
-			}
-		}
-		err := b.Store.Claim(ctx, slotID(scope, k), now.Add(b.Keep))
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrUsed) {
-			return Attempt{}, err
-		}
-		k++
+	st, ok, err := b.Store.Spend(ctx, scope, b.Gates(now), now, now.Add(b.Keep))
+	if err != nil {
+		return Attempt{}, err
 	}
-	// The hint only saves later attempts from walking taken slots, so it is
-	// written only when this one had to walk: the usual attempt, right
-	// after a success, costs one read and one insert.
-	if b.Hinted && k > first {
-		if err := b.Store.Advance(ctx, scope, k+1, 0); err != nil {
-			return Attempt{}, err
-		}
+	if !ok {
+		return Attempt{}, b.Refusal(st, now)
 	}
-	return Attempt{Scope: scope, Slot: k}, nil
+	return Attempt{Scope: scope, Slot: st.Failures}, nil
 }
 
-// Succeed resets the scope's failure count at a's slot.
+// Succeed forgives the scope's failures.
 func (b *Budget) Succeed(ctx context.Context, a Attempt) error {
-	if !b.Hinted {
-		return nil
+	return b.Store.Forgive(ctx, a.Scope)
+}
+
+// Reset forgives a scope's failures (an administrator's unlock).
+func (b *Budget) Reset(ctx context.Context, scope string) error {
+	return b.Store.Forgive(ctx, scope)
+}
+
+// Gates is the budget as conditions a store can check atomically at now:
+// the free attempts, one gate per backoff step, and one for every count at
+// the longest wait; nothing passes at Limit or beyond.
+func (b *Budget) Gates(now time.Time) []Gate {
+	gates := []Gate{{Min: 0, Max: int64(min(b.Free, b.Limit))}}
+	for n := int64(b.Free); n < int64(b.Limit); n++ {
+		wait := b.backoff(n - int64(b.Free))
+		if wait >= b.Max {
+			gates = append(gates, Gate{Min: n, Max: int64(b.Limit), Before: now.Add(-b.Max)})
+			break
+		}
+		gates = append(gates, Gate{Min: n, Max: n + 1, Before: now.Add(-wait)})
 	}
-	return b.Store.Advance(ctx, a.Scope, 0, a.Slot)
+	return gates
+}
+
+// Refusal explains why no gate passed for st at now.
+func (b *Budget) Refusal(st BudgetState, now time.Time) error {
+	if st.Failures >= int64(b.Limit) {
+		return &ThrottledError{Locked: true}
+	}
+	wait := time.Duration(0)
+	if st.Failures >= int64(b.Free) {
+		wait = b.backoff(st.Failures - int64(b.Free))
+	}
+	// A gate that failed only by a clock tick still gets a positive wait.
+	return &ThrottledError{RetryAfter: max(st.Last.Add(wait).Sub(now), time.Millisecond)}
+}
+
+// Passes reports whether st passes one of gates; stores that cannot
+// express gates in a query use it, and tests check them against it.
+func Passes(gates []Gate, st BudgetState) bool {
+	for _, g := range gates {
+		if st.Failures >= g.Min && st.Failures < g.Max && (g.Before.IsZero() || !st.Last.After(g.Before)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *Budget) backoff(n int64) time.Duration {
@@ -118,20 +145,4 @@ func (b *Budget) backoff(n int64) time.Duration {
 		d *= 2
 	}
 	return min(d, b.Max)
-}
-
-func slotID(scope string, k int64) string {
-	return scope + "|" + strconv.FormatInt(k, 10)
-}
-
-// Reset forgives a scope's failures (an administrator's unlock).
-func (b *Budget) Reset(ctx context.Context, scope string) error {
-	next, _, err := b.Store.Hint(ctx, scope)
-	if err != nil {
-		return err
-	}
-	if next <= 1 {
-		return nil
-	}
-	return b.Store.Advance(ctx, scope, 0, next-1)
 }

@@ -26,6 +26,7 @@ var budgetStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 // its clock and Budget compares them with its own, so they must agree.
 type budgetEnv struct {
 	stores []*store.Budgets
+	dbs    []*store.DB
 	clk    *fakeClock
 }
 
@@ -35,15 +36,24 @@ func newBudgetEnv(t *testing.T, instances int) *budgetEnv {
 	cfg := storetest.Config(t)
 	cfg.Now = env.clk.Now
 	for range instances {
-		env.stores = append(env.stores, storetest.Open(t, cfg).Budgets())
+		db := storetest.Open(t, cfg)
+		env.dbs = append(env.dbs, db)
+		env.stores = append(env.stores, db.Budgets())
 	}
 	return env
 }
 
 // budget returns a Budget on the i-th instance with Base 1s and Max 4s.
-func (env *budgetEnv) budget(i, free, limit int, hinted bool) *mfa.Budget {
+func (env *budgetEnv) budget(i, free, limit int) *mfa.Budget {
 	return &mfa.Budget{Store: env.stores[i], Free: free, Limit: limit, Base: testBase, Max: testMax,
-		Keep: 24 * time.Hour, Hinted: hinted, Now: env.clk.Now}
+		Keep: 24 * time.Hour, Now: env.clk.Now}
+}
+
+// tokenBudget returns an mfa_pending token's budget (Free = Limit = 5) on
+// the i-th instance's token store.
+func (env *budgetEnv) tokenBudget(i int) (*mfa.Budget, *store.PendingTokens) {
+	p := env.dbs[i].PendingTokens()
+	return &mfa.Budget{Store: p, Free: 5, Limit: 5, Base: testBase, Max: testMax, Keep: time.Hour, Now: env.clk.Now}, p
 }
 
 // throttled returns err as a *ThrottledError, failing the test if it is not one.
@@ -118,7 +128,7 @@ func slotRange(from, to int64) []int64 {
 // instrumented); run with -count for more rounds.
 func TestBudgetBurst(t *testing.T) {
 	const rounds, n = 5, 50
-	b := newBudgetEnv(t, 1).budget(0, 5, 10, true)
+	b := newBudgetEnv(t, 1).budget(0, 5, 10)
 	for r := range rounds {
 		got := burst(t, []*mfa.Budget{b}, fmt.Sprintf("user-%d", r), n)
 		if want := slotRange(1, 5); !slices.Equal(got.slots, want) {
@@ -141,7 +151,7 @@ func TestBudgetBurst(t *testing.T) {
 func TestBudgetBurstInBackoff(t *testing.T) {
 	const n = 50
 	env := newBudgetEnv(t, 1)
-	b := env.budget(0, 5, 10, true)
+	b := env.budget(0, 5, 10)
 	takeN(t, b, "user", 5)
 	env.clk.Advance(testBase)
 	got := burst(t, []*mfa.Budget{b}, "user", n)
@@ -163,7 +173,7 @@ func TestBudgetBurstInBackoff(t *testing.T) {
 func TestBudgetBurstAcrossInstances(t *testing.T) {
 	const rounds, n = 2, 30
 	env := newBudgetEnv(t, 3)
-	bs := []*mfa.Budget{env.budget(0, 5, 10, true), env.budget(1, 5, 10, true), env.budget(2, 5, 10, true)}
+	bs := []*mfa.Budget{env.budget(0, 5, 10), env.budget(1, 5, 10), env.budget(2, 5, 10)}
 	for r := range rounds {
 		got := burst(t, bs, fmt.Sprintf("user-%d", r), n)
 		if want := slotRange(1, 5); !slices.Equal(got.slots, want) {
@@ -175,11 +185,11 @@ func TestBudgetBurstAcrossInstances(t *testing.T) {
 	}
 }
 
-// TestBudgetUnhintedBurst: a token's own budget (no hint document,
-// Free = Limit = 5) evaluates exactly 5 of a burst of 20 and locks the rest.
-func TestBudgetUnhintedBurst(t *testing.T) {
+// TestBudgetTokenBurst: a token's own budget (Free = Limit = 5) evaluates
+// exactly 5 of a burst of 20 and locks the rest.
+func TestBudgetTokenBurst(t *testing.T) {
 	const rounds, n = 3, 20
-	b := newBudgetEnv(t, 1).budget(0, 5, 5, false)
+	b, _ := newBudgetEnv(t, 1).tokenBudget(0)
 	for r := range rounds {
 		got := burst(t, []*mfa.Budget{b}, fmt.Sprintf("jti-%d", r), n)
 		if want := slotRange(1, 5); !slices.Equal(got.slots, want) {
@@ -197,7 +207,7 @@ func TestBudgetUnhintedBurst(t *testing.T) {
 func TestBudgetBackoff(t *testing.T) {
 	ctx := context.Background()
 	env := newBudgetEnv(t, 1)
-	b, clk := env.budget(0, 5, 10, true), env.clk
+	b, clk := env.budget(0, 5, 10), env.clk
 	const scope = "user"
 	waits := []time.Duration{0, 0, 0, 0, 0, testBase, 2 * testBase, testMax, testMax, testMax}
 	for i, wait := range waits {
@@ -237,7 +247,7 @@ func TestBudgetSucceed(t *testing.T) {
 	env := newBudgetEnv(t, 1)
 
 	t.Run("ResetsFreeAttempts", func(t *testing.T) {
-		b, clk := env.budget(0, 5, 10, true), env.clk
+		b, clk := env.budget(0, 5, 10), env.clk
 		const scope = "reset"
 		takeN(t, b, scope, 5)
 		clk.Advance(testBase)
@@ -256,7 +266,7 @@ func TestBudgetSucceed(t *testing.T) {
 	})
 
 	t.Run("LateSucceedDoesNotRewind", func(t *testing.T) {
-		b := env.budget(0, 5, 10, true)
+		b := env.budget(0, 5, 10)
 		const scope = "late"
 		first := takeN(t, b, scope, 1)[0]
 		latest := takeN(t, b, scope, 1)[0]
@@ -272,20 +282,30 @@ func TestBudgetSucceed(t *testing.T) {
 		}
 	})
 
-	t.Run("UnhintedBudgetNeverResets", func(t *testing.T) {
-		b := env.budget(0, 5, 5, false)
-		const scope = "jti"
-		as := takeN(t, b, scope, 5)
-		if err := b.Succeed(ctx, as[4]); err != nil {
-			t.Fatalf("Succeed: %v", err)
+	t.Run("ConsumedTokenTakesNoAttempt", func(t *testing.T) {
+		b, p := env.tokenBudget(0)
+		const jti = "jti"
+		takeN(t, b, jti, 2)
+		if err := p.Consume(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Consume: %v", err)
 		}
-		if te := throttled(t, second(b.Take(ctx, scope))); !te.Locked {
-			t.Fatalf("got %+v, want Locked: a token's budget is spent for good", *te)
+		if err := p.Consume(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); !errors.Is(err, mfa.ErrUsed) {
+			t.Fatalf("second Consume: got %v, want ErrUsed", err)
+		}
+		if _, err := b.Take(ctx, jti); !errors.Is(err, mfa.ErrUsed) {
+			t.Fatalf("Take after Consume: got %v, want ErrUsed", err)
+		}
+		// A token consumed without any attempt (the insert path).
+		if err := p.Consume(ctx, "fresh", env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("Consume of a fresh token: %v", err)
+		}
+		if _, err := b.Take(ctx, "fresh"); !errors.Is(err, mfa.ErrUsed) {
+			t.Fatalf("Take after Consume: got %v, want ErrUsed", err)
 		}
 	})
 
 	t.Run("ScopesAreIndependent", func(t *testing.T) {
-		b := env.budget(0, 5, 5, false)
+		b := env.budget(0, 5, 5)
 		takeN(t, b, "alice", 5)
 		if a, err := b.Take(ctx, "bob"); err != nil || a.Slot != 1 {
 			t.Fatalf("other scope: got slot %d, %v; want slot 1, nil", a.Slot, err)
@@ -299,7 +319,7 @@ func TestBudgetSucceed(t *testing.T) {
 func TestBudgetNISTCap(t *testing.T) {
 	ctx := context.Background()
 	env := newBudgetEnv(t, 1)
-	b, clk := env.budget(0, 5, mfa.NISTMaxFailures, true), env.clk
+	b, clk := env.budget(0, 5, mfa.NISTMaxFailures), env.clk
 	const scope = "user"
 	failures := 0
 	for {
@@ -344,4 +364,39 @@ func takeN(t *testing.T, b *mfa.Budget, scope string, n int) []mfa.Attempt {
 
 func second[T any](_ T, err error) error { return err }
 
-var _ mfa.BudgetStore = (*store.Budgets)(nil)
+var (
+	_ mfa.BudgetStore  = (*store.Budgets)(nil)
+	_ mfa.PendingStore = (*store.PendingTokens)(nil)
+	_ mfa.UserStore    = (*store.DB)(nil)
+)
+
+// TestGates checks the gates a store evaluates against Passes, the
+// reference, for every failure count and wait around each boundary.
+func TestGates(t *testing.T) {
+	b := &mfa.Budget{Free: 5, Limit: 10, Base: testBase, Max: testMax}
+	now := budgetStart
+	gates := b.Gates(now)
+	for fails := int64(0); fails <= 11; fails++ {
+		for _, ago := range []time.Duration{0, testBase - time.Millisecond, testBase, 2 * testBase, testMax, 10 * testMax} {
+			st := mfa.BudgetState{Failures: fails, Last: now.Add(-ago)}
+			var want bool
+			switch {
+			case fails < 5:
+				want = true
+			case fails >= 10:
+				want = false
+			default:
+				wait := min(testBase<<(fails-5), testMax)
+				want = ago >= wait
+			}
+			if got := mfa.Passes(gates, st); got != want {
+				t.Errorf("failures %d, last %v ago: passes %v, want %v", fails, ago, got, want)
+			}
+			if !want {
+				if err := b.Refusal(st, now); err == nil {
+					t.Errorf("failures %d: Refusal nil", fails)
+				}
+			}
+		}
+	}
+}

@@ -12,8 +12,6 @@ type Claims interface {
 	// Claim records id once. It returns ErrUsed if id is claimed already.
 	// The record may be swept after expires.
 	Claim(ctx context.Context, id string, expires time.Time) error
-	// ClaimTime returns when id was claimed, or ErrNotFound.
-	ClaimTime(ctx context.Context, id string) (time.Time, error)
 	// AnyClaimed reports whether any of ids is claimed.
 	AnyClaimed(ctx context.Context, ids ...string) (bool, error)
 	// CountClaimed counts how many of ids are claimed.

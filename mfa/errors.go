@@ -10,7 +10,7 @@ import (
 var (
 	ErrNotFound          = errors.New("mfa: not found")
 	ErrUsernameTaken     = errors.New("mfa: username taken")
-	ErrConflict          = errors.New("mfa: concurrent update")
+	ErrTooManyFactors    = errors.New("mfa: too many factors")
 	ErrUsed              = errors.New("mfa: already used")
 	ErrInvalidUsername   = errors.New("mfa: invalid username")
 	ErrInvalidPassword   = errors.New("mfa: password does not meet the rules")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/store"
 	"github.com/stepup-auth/stepup/store/storetest"
 )
 
@@ -48,14 +49,55 @@ func stepCode(secret []byte, step int64) string {
 // totpStart is the middle of a time step, so ±1 step is unambiguous.
 var totpStart = time.Date(2030, 1, 1, 0, 0, 15, 0, time.UTC)
 
+// totpVerifier is how the service accepts a code: TOTP.Match says which
+// time step it is for, UserStore.UseStep takes that step atomically (only if
+// later than the last). Each factor it sees is stored once on a user of its
+// own in a real store.
+type totpVerifier struct {
+	*mfa.TOTP
+	db    *store.DB
+	mu    sync.Mutex
+	users map[string]string // factor id → user id
+}
+
+// Verify matches code and takes its step, as the api does.
+func (v *totpVerifier) Verify(ctx context.Context, f *mfa.Factor, code string) (int64, error) {
+	v.mu.Lock()
+	uid, ok := v.users[f.ID]
+	if !ok {
+		uid = "user-" + f.ID
+		fc := *f
+		fc.Confirmed = true // the api accepts codes only of confirmed factors
+		u := &mfa.User{ID: uid, Username: uid, CreatedAt: v.Now(), Factors: []mfa.Factor{fc}}
+		if err := v.db.CreateUser(ctx, u); err != nil {
+			v.mu.Unlock()
+			return 0, err
+		}
+		v.users[f.ID] = uid
+	}
+	v.mu.Unlock()
+	step, err := v.Match(f, code)
+	if err != nil {
+		return 0, err
+	}
+	if err := v.db.UseStep(ctx, uid, f.ID, step, v.Now(), false, time.Time{}); err != nil {
+		return 0, err
+	}
+	return step, nil
+}
+
+func newVerifier(db *store.DB, clk *fakeClock) *totpVerifier {
+	v := &totpVerifier{TOTP: mfa.NewTOTP("Stepup"), db: db, users: map[string]string{}}
+	v.Now = clk.Now
+	return v
+}
+
 // newTOTP returns a 6-digit, 30 s, ±1 step verifier on a fresh store, its
 // clock at totpStart, and the current step.
-func newTOTP(t *testing.T) (*mfa.TOTP, *fakeClock, int64) {
+func newTOTP(t *testing.T) (*totpVerifier, *fakeClock, int64) {
 	t.Helper()
 	clk := newClock(totpStart)
-	v := mfa.NewTOTP("Stepup", storetest.New(t).Steps())
-	v.Now = clk.Now
-	return v, clk, totpStart.Unix() / 30
+	return newVerifier(storetest.New(t), clk), clk, totpStart.Unix() / 30
 }
 
 func newFactor(t *testing.T, id string) *mfa.Factor {
@@ -271,8 +313,7 @@ func TestTOTPReplayAfterSweep(t *testing.T) {
 				t.Skip(tt.bug)
 			}
 			clk.Set(totpStart)
-			v := mfa.NewTOTP("Stepup", db.Steps())
-			v.Now = clk.Now
+			v := newVerifier(db, clk)
 			v.Skew = tt.skew
 			f := newFactor(t, "sweep-"+tt.name)
 			step := cur + int64(tt.skew)
@@ -323,7 +364,7 @@ func TestTOTPMalformedCode(t *testing.T) {
 		}
 	})
 	t.Run("SixDigitsWhenEightConfigured", func(t *testing.T) {
-		eight := *v
+		eight := *v.TOTP
 		eight.Digits = 8
 		if err := eight.CheckFormat("123456"); !errors.Is(err, mfa.ErrMalformedCode) {
 			t.Fatalf("got %v, want ErrMalformedCode", err)
@@ -452,7 +493,7 @@ func TestTOTPGenerate(t *testing.T) {
 	base, _, cur := newTOTP(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := *base
+			v := *base.TOTP
 			v.SecretSize = tt.secretSize
 			v.Rand = bytes.NewReader(stream)
 			e, err := v.Generate("alice@example.com")
@@ -495,14 +536,14 @@ func TestTOTPGenerate(t *testing.T) {
 
 			// The seed handed to the app is the one Verify checks against.
 			f := &mfa.Factor{ID: "enrolled-" + tt.name, Kind: mfa.KindTOTP, Secret: e.Secret}
-			if _, err := v.Verify(context.Background(), f, stepCode(e.Secret, cur)); err != nil {
+			if _, err := v.Match(f, stepCode(e.Secret, cur)); err != nil {
 				t.Errorf("code from the enrolled seed: got %v, want nil", err)
 			}
 		})
 	}
 
 	t.Run("EightDigitURI", func(t *testing.T) {
-		v := *base
+		v := *base.TOTP
 		v.Digits = 8
 		e, err := v.Generate("bob")
 		if err != nil {
@@ -518,7 +559,7 @@ func TestTOTPGenerate(t *testing.T) {
 	})
 
 	t.Run("SecretsDiffer", func(t *testing.T) {
-		v := *base
+		v := *base.TOTP
 		a, errA := v.Generate("alice")
 		b, errB := v.Generate("alice")
 		if errA != nil || errB != nil {
@@ -530,7 +571,7 @@ func TestTOTPGenerate(t *testing.T) {
 	})
 
 	t.Run("RandFailure", func(t *testing.T) {
-		v := *base
+		v := *base.TOTP
 		v.Rand = bytes.NewReader(make([]byte, 5))
 		if _, err := v.Generate("alice"); err == nil {
 			t.Fatal("Generate with a short Rand: got nil error, want one")

@@ -15,9 +15,9 @@ type User struct {
 	// RecoveryCodes are the hashes of the current set; see Recovery.
 	RecoveryCodes []string
 	CreatedAt     time.Time
-	// Rev guards updates: UpdateUser succeeds only if the stored revision is
-	// still Rev, and then increments it.
-	Rev int64
+	// Attempts is the account's second-factor budget: failures since the
+	// last success (see UserStore.SpendAttempt).
+	Attempts BudgetState
 }
 
 // Kind names a kind of second factor.
@@ -38,6 +38,9 @@ type Factor struct {
 	Confirmed  bool
 	CreatedAt  time.Time
 	LastUsedAt time.Time // zero until first use
+	// LastStep is the last accepted TOTP time step; a code is accepted only
+	// for a later step (RFC 6238 §5.2), so each is accepted once.
+	LastStep int64
 
 	// TOTP: the shared seed (raw bytes, not base32).
 	Secret []byte
@@ -67,6 +70,11 @@ func (u *User) Confirmed(kind Kind) []Factor {
 }
 
 // UserStore persists users. It is implemented by store.
+//
+// Every change is an atomic update of the fields it touches, conditional on
+// what it depends on (the factor still exists, the step is later, the
+// counter grew), so changes to different parts of a user never conflict and
+// a removal is never undone by a concurrent write.
 type UserStore interface {
 	// CreateUser inserts u. Returns ErrUsernameTaken if the canonical
 	// username exists already.
@@ -75,8 +83,41 @@ type UserStore interface {
 	UserByName(ctx context.Context, username string) (*User, error)
 	// User returns the user with that id, or ErrNotFound.
 	User(ctx context.Context, id string) (*User, error)
-	// UpdateUser writes u if the stored revision is still u.Rev, and
-	// increments u.Rev. Returns ErrConflict if another write came first and
-	// ErrNotFound if the user is gone.
-	UpdateUser(ctx context.Context, u *User) error
+	// SpendAttempt counts a second-factor attempt on the user at now if one
+	// of gates passes for the user's Attempts, and returns the user after
+	// it with ok true; otherwise it counts nothing and returns the user
+	// with ok false. ErrNotFound if the user is gone.
+	SpendAttempt(ctx context.Context, id string, gates []Gate, now time.Time) (u *User, ok bool, err error)
+	// ForgiveAttempts sets the user's second-factor failure count to zero.
+	ForgiveAttempts(ctx context.Context, id string) error
+	// SetPassword replaces the password hash. ErrNotFound.
+	SetPassword(ctx context.Context, id, hash string) error
+	// AddFactor adds f, first dropping enrollments that were never confirmed
+	// and were created before staleBefore, if the user then has fewer than
+	// max factors; ErrTooManyFactors otherwise, ErrNotFound if the user is
+	// gone.
+	AddFactor(ctx context.Context, id string, f Factor, max int, staleBefore time.Time) error
+	// RenameFactor renames a factor. ErrNotEnrolled if it does not exist.
+	RenameFactor(ctx context.Context, id, factorID, name string) error
+	// RemoveFactor deletes a factor and returns it; when no confirmed
+	// factor remains, the recovery codes go too. ErrNotEnrolled if it does
+	// not exist.
+	RemoveFactor(ctx context.Context, id, factorID string) (*Factor, error)
+	// UseStep accepts TOTP time step for the factor at now if it is later
+	// than the factor's LastStep (and, with confirm, activates an
+	// unconfirmed factor created after staleBefore), records the use and
+	// forgives the account's failures — one atomic update. ErrBadCode if
+	// the step is not later, ErrNotEnrolled if the factor is gone (or, with
+	// confirm, is stale or confirmed already).
+	UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time) error
+	// UseCredential records a WebAuthn assertion: the new signature counter
+	// (accepted only if greater than the stored one, unless both are zero),
+	// the backup state and the use, and forgives the account's failures —
+	// one atomic update. ErrBadCode if the counter did not grow (a
+	// concurrent assertion won), ErrNotEnrolled if the factor is gone.
+	UseCredential(ctx context.Context, id, factorID string, count uint32, backupState bool, now time.Time) error
+	// FlagCredential marks a credential as possibly cloned.
+	FlagCredential(ctx context.Context, id, factorID string) error
+	// SetRecoveryCodes replaces the recovery-code hashes.
+	SetRecoveryCodes(ctx context.Context, id string, hashes []string) error
 }

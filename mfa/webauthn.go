@@ -56,8 +56,10 @@ type Ceremony struct {
 type CeremonyStore interface {
 	// SaveCeremony inserts c.
 	SaveCeremony(ctx context.Context, c Ceremony) error
-	// Ceremony returns the ceremony with that challenge, or ErrNotFound.
-	Ceremony(ctx context.Context, challenge string) (Ceremony, error)
+	// TakeCeremony deletes and returns the ceremony with that challenge,
+	// kind, user and binding if it has not expired at now — one atomic
+	// delete, so a ceremony finishes at most once. ErrNotFound otherwise.
+	TakeCeremony(ctx context.Context, challenge, kind, userID, binding string, now time.Time) (Ceremony, error)
 	// ClaimCredential records that credential id belongs to userID. It
 	// returns ErrUsed when the id is registered to anyone already.
 	ClaimCredential(ctx context.Context, id []byte, userID string) error
@@ -74,11 +76,10 @@ type Assertion struct {
 
 // WebAuthn runs registration and authentication ceremonies (W3C WebAuthn
 // Level 3 §7) with go-webauthn, keeping the state in the store. Each
-// ceremony finishes at most once: finishing claims its challenge in Done.
+// ceremony finishes at most once: finishing takes (deletes) its state.
 type WebAuthn struct {
 	RP         *webauthn.WebAuthn
 	Ceremonies CeremonyStore
-	Done       Claims
 	Users      UserStore
 	// UserVerification is asked for in registration and second-factor
 	// ceremonies; passkey sign-in always requires it.
@@ -300,26 +301,17 @@ func (w *WebAuthn) FinishPasskey(ctx context.Context, body []byte) (*User, *Fact
 	return owner, f, a, err
 }
 
-// take finds the ceremony of challenge, checks its kind, owner, binding and
-// expiry, and claims it so it finishes once.
+// take deletes and returns the ceremony of challenge if its kind, owner and
+// binding match and it has not expired, so it finishes at most once.
 func (w *WebAuthn) take(ctx context.Context, challenge, kind, userID, binding string) (*webauthn.SessionData, error) {
 	if challenge == "" {
 		return nil, fmt.Errorf("%w: no challenge", ErrCeremony)
 	}
-	c, err := w.Ceremonies.Ceremony(ctx, challenge)
+	c, err := w.Ceremonies.TakeCeremony(ctx, challenge, kind, userID, binding, w.Now())
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("%w: unknown challenge", ErrCeremony)
+		return nil, fmt.Errorf("%w: unknown, finished, expired or foreign ceremony", ErrCeremony)
 	}
 	if err != nil {
-		return nil, err
-	}
-	if c.Kind != kind || c.UserID != userID || c.Binding != binding || !w.Now().Before(c.ExpiresAt) {
-		return nil, fmt.Errorf("%w: ceremony does not match", ErrCeremony)
-	}
-	if err := w.Done.Claim(ctx, "webauthn|"+challenge, c.ExpiresAt.Add(time.Minute)); err != nil {
-		if errors.Is(err, ErrUsed) {
-			return nil, fmt.Errorf("%w: ceremony finished already", ErrCeremony)
-		}
 		return nil, err
 	}
 	var sess webauthn.SessionData
@@ -331,8 +323,10 @@ func (w *WebAuthn) take(ctx context.Context, challenge, kind, userID, binding st
 
 // accept applies the service's own checks after go-webauthn's: a signature
 // counter that did not grow (when either side is non-zero) flags the
-// credential and fails (§6.1.1; the library only warns), then records the
-// new counter and backup state on u.
+// credential and fails (§6.1.1; the library only warns). Then it records
+// the new counter, backup state and use with one conditional update that
+// succeeds only if the stored counter is still lower, so of two assertions
+// carrying the same counter only one passes (§7.2 step 21).
 func (w *WebAuthn) accept(ctx context.Context, u *User, cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) (*Factor, Assertion, error) {
 	var f *Factor
 	for i := range u.Factors {
@@ -345,16 +339,23 @@ func (w *WebAuthn) accept(ctx context.Context, u *User, cred *webauthn.Credentia
 		return nil, Assertion{}, fmt.Errorf("%w: credential not found", ErrCeremony)
 	}
 	if cred.Authenticator.CloneWarning {
-		f.Credential.Flagged = true
-		if err := w.Users.UpdateUser(context.WithoutCancel(ctx), u); err != nil {
+		if err := w.Users.FlagCredential(context.WithoutCancel(ctx), u.ID, f.ID); err != nil {
 			return nil, Assertion{}, fmt.Errorf("mfa: flag credential: %w", err)
 		}
 		return nil, Assertion{}, fmt.Errorf("%w: signature counter went backwards", ErrCeremony)
 	}
 	flags := parsed.Response.AuthenticatorData.Flags
+	now := w.Now()
+	err := w.Users.UseCredential(ctx, u.ID, f.ID, cred.Authenticator.SignCount, flags.HasBackupState(), now)
+	if errors.Is(err, ErrBadCode) || errors.Is(err, ErrNotEnrolled) {
+		return nil, Assertion{}, fmt.Errorf("%w: counter taken by a concurrent assertion, or factor removed", ErrCeremony)
+	}
+	if err != nil {
+		return nil, Assertion{}, err
+	}
 	f.Credential.SignCount = cred.Authenticator.SignCount
 	f.Credential.BackupState = flags.HasBackupState()
-	f.LastUsedAt = w.Now()
+	f.LastUsedAt = now
 	return f, Assertion{UserVerified: flags.HasUserVerified(), BackupEligible: flags.HasBackupEligible()}, nil
 }
 

@@ -72,7 +72,7 @@ func waNewEnv(t *testing.T) *waEnv {
 		t.Fatal(err)
 	}
 	return &waEnv{db: db, raw: client.Database(cfg.Database), clk: clk,
-		wa: &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Done: db.FinishedCeremonies(), Users: db,
+		wa: &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Users: db,
 			UserVerification: protocol.VerificationPreferred, Attestation: protocol.PreferNoAttestation,
 			TTL: waTTL, Now: clk.Now}}
 }
@@ -201,7 +201,7 @@ func (e *waEnv) beginRegistration(t *testing.T, u *mfa.User, binding string) *vi
 }
 
 // enroll registers k for u and stores it as the api does: a confirmed
-// WebAuthn factor, written with UpdateUser. It returns the reloaded user.
+// WebAuthn factor, written with AddFactor. It returns the reloaded user.
 func (e *waEnv) enroll(t *testing.T, u *mfa.User, k *waKey) (*mfa.User, *mfa.Factor) {
 	t.Helper()
 	ctx := context.Background()
@@ -210,8 +210,7 @@ func (e *waEnv) enroll(t *testing.T, u *mfa.User, k *waKey) (*mfa.User, *mfa.Fac
 		t.Fatalf("FinishRegistration: %v", err)
 	}
 	f := mfa.Factor{ID: waRandID(), Kind: mfa.KindWebAuthn, Name: "key", Confirmed: true, CreatedAt: e.clk.Now(), Credential: cred}
-	u.Factors = append(u.Factors, f)
-	if err := e.db.UpdateUser(ctx, u); err != nil {
+	if err := e.db.AddFactor(ctx, u.ID, f, 20, e.clk.Now().Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	u = e.reload(t, u)
@@ -428,9 +427,6 @@ func TestWebAuthnSecondFactor(t *testing.T) {
 			if tc.uv {
 				waSameAssurance(t, mfa.DefaultPolicy.Passkey(a), tc.wantPass)
 			}
-			if err := e.db.UpdateUser(context.Background(), u); err != nil { // as the api does
-				t.Fatal(err)
-			}
 			if c := e.reload(t, u).Factor(f.ID).Credential; c.SignCount != 2 || c.Flagged {
 				t.Errorf("stored counter %d flagged %v, want 2 and not flagged", c.SignCount, c.Flagged)
 			}
@@ -500,9 +496,6 @@ func TestWebAuthnSecondFactor(t *testing.T) {
 		k.cred.Counter = 1
 		body := k.assert(waRP, e.beginLogin(t, u, "jti-1"))
 		if _, _, err := e.wa.FinishLogin(context.Background(), u, "jti-1", body); err != nil {
-			t.Fatal(err)
-		}
-		if err := e.db.UpdateUser(context.Background(), u); err != nil {
 			t.Fatal(err)
 		}
 		u = e.reload(t, u)

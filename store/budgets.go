@@ -3,61 +3,127 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/stepup-auth/stepup/mfa"
 )
 
 type budgetDoc struct {
-	ID    string `bson:"_id"`
-	Next  int64  `bson:"next"`
-	Reset int64  `bson:"reset"`
+	ID        string    `bson:"_id"`
+	Fail      int64     `bson:"fail"`
+	Last      time.Time `bson:"last"`
+	Used      time.Time `bson:"used,omitempty"` // pending tokens: when consumed
+	ExpiresAt time.Time `bson:"expires_at"`
 }
 
-// Budgets holds attempt slots (unique inserts) and per-scope hints; it
-// implements mfa.BudgetStore.
+// Budgets keeps one counter document per scope; it implements
+// mfa.BudgetStore.
 type Budgets struct {
-	Claims
-	hints *mongo.Collection
+	coll *mongo.Collection
+	// pending: the documents are mfa_pending tokens' (PendingTokens), and a
+	// consumed one takes no more attempts.
+	pending bool
 }
 
 // Budgets returns the attempt-budget store.
-func (db *DB) Budgets() *Budgets {
-	return &Budgets{Claims: Claims{db: db, coll: db.db.Collection(colAttempts)}, hints: db.db.Collection(colBudgets)}
+func (db *DB) Budgets() *Budgets { return &Budgets{coll: db.db.Collection(colBudgets)} }
+
+// PendingTokens holds one document per mfa_pending token: its attempts and
+// its consumption. It implements mfa.PendingStore.
+type PendingTokens struct{ Budgets }
+
+// PendingTokens returns the mfa_pending token store.
+func (db *DB) PendingTokens() *PendingTokens {
+	return &PendingTokens{Budgets{coll: db.db.Collection(colUsed), pending: true}}
 }
 
-// Hint returns the scope's hints, zeros for a new scope.
-func (b *Budgets) Hint(ctx context.Context, scope string) (next, reset int64, err error) {
-	var doc budgetDoc
-	err = b.hints.FindOne(ctx, bson.M{"_id": scope}).Decode(&doc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, 0, nil
+// Consume marks the token used: a compare-and-set of "used" on its document,
+// or the insert of that document if the token never spent an attempt.
+// Either way a second consumption finds used set, its upsert collides with
+// the existing _id, and it gets mfa.ErrUsed.
+func (p *PendingTokens) Consume(ctx context.Context, id string, now, expires time.Time) error {
+	_, err := p.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "used", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}},
+		options.UpdateOne().SetUpsert(true))
+	if isDuplicate(err) {
+		return mfa.ErrUsed
 	}
 	if err != nil {
-		return 0, 0, opError(err, "find budget")
-	}
-	return doc.Next, doc.Reset, nil
-}
-
-// Advance raises the hints with $max, so a late writer never lowers them
-// on MongoDB. On FerretDB $max is not atomic across connections; a lost
-// raise only makes the next attempt walk a few taken slots or count a few
-// more failures, never fewer.
-func (b *Budgets) Advance(ctx context.Context, scope string, next, reset int64) error {
-	set := bson.M{}
-	if next > 0 {
-		set["next"] = next
-	}
-	if reset > 0 {
-		set["reset"] = reset
-	}
-	if len(set) == 0 {
-		return nil
-	}
-	_, err := b.hints.UpdateOne(ctx, bson.M{"_id": scope}, bson.M{"$max": set}, options.UpdateOne().SetUpsert(true))
-	if err != nil && !isDuplicate(err) { // two first upserts may race; the loser's raise is a hint
-		return opError(err, "advance budget")
+		return opError(err, "consume mfa_token")
 	}
 	return nil
+}
+
+// Consumed reports whether the token was consumed.
+func (p *PendingTokens) Consumed(ctx context.Context, id string) (bool, error) {
+	err := p.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "used", Value: bson.D{{Key: "$exists", Value: true}}}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, opError(err, "find mfa_token")
+	}
+	return true, nil
+}
+
+// Spend counts an attempt with one conditional findOneAndUpdate, an upsert
+// for a new scope. When the scope exists but no gate passes, the upsert
+// tries to insert a second document with its _id and gets a duplicate key;
+// two first attempts racing on a new scope get the same. Either way the
+// update is tried once more without upsert: it wins if a gate passes now,
+// and otherwise the current state is read and returned with ok false.
+func (b *Budgets) Spend(ctx context.Context, scope string, gates []mfa.Gate, now, expires time.Time) (mfa.BudgetState, bool, error) {
+	filter := bson.D{{Key: "_id", Value: scope}, {Key: "$or", Value: gateFilter(gates, "fail", "last")}}
+	if b.pending {
+		filter = append(filter, bson.E{Key: "used", Value: bson.D{{Key: "$exists", Value: false}}})
+	}
+	update := bson.D{{Key: "$inc", Value: bson.D{{Key: "fail", Value: 1}}},
+		{Key: "$set", Value: bson.D{{Key: "last", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}}
+	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
+	var doc budgetDoc
+	err := b.coll.FindOneAndUpdate(ctx, filter, update, opts.SetUpsert(true)).Decode(&doc)
+	if isDuplicate(err) {
+		err = b.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	}
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		err = b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&doc)
+		if err != nil {
+			return mfa.BudgetState{}, false, opError(err, "read budget")
+		}
+		if !doc.Used.IsZero() {
+			return mfa.BudgetState{}, false, mfa.ErrUsed
+		}
+		return mfa.BudgetState{Failures: doc.Fail, Last: doc.Last}, false, nil
+	}
+	if err != nil {
+		return mfa.BudgetState{}, false, opError(err, "spend budget")
+	}
+	return mfa.BudgetState{Failures: doc.Fail, Last: doc.Last}, true, nil
+}
+
+// Forgive zeroes the scope's failure count.
+func (b *Budgets) Forgive(ctx context.Context, scope string) error {
+	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}}, bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: 0}}}})
+	if err != nil {
+		return opError(err, "forgive budget")
+	}
+	return nil
+}
+
+// Budget returns a scope's state; zero for an unknown scope.
+func (b *Budgets) Budget(ctx context.Context, scope string) (mfa.BudgetState, error) {
+	var doc budgetDoc
+	err := b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return mfa.BudgetState{}, nil
+	}
+	if err != nil {
+		return mfa.BudgetState{}, opError(err, "read budget")
+	}
+	return mfa.BudgetState{Failures: doc.Fail, Last: doc.Last}, nil
 }

@@ -14,8 +14,8 @@ import (
 type ceremonyDoc struct {
 	ID        string    `bson:"_id"` // the challenge
 	Kind      string    `bson:"kind"`
-	UserID    string    `bson:"user_id,omitempty"`
-	Binding   string    `bson:"binding,omitempty"`
+	UserID    string    `bson:"user_id"`
+	Binding   string    `bson:"binding"`
 	Session   []byte    `bson:"session"`
 	ExpiresAt time.Time `bson:"expires_at"`
 }
@@ -34,11 +34,6 @@ type Ceremonies struct{ db *DB }
 // Ceremonies returns the WebAuthn ceremony store.
 func (db *DB) Ceremonies() *Ceremonies { return &Ceremonies{db: db} }
 
-// FinishedCeremonies holds the challenges of finished ceremonies.
-func (db *DB) FinishedCeremonies() *Claims {
-	return &Claims{db: db, coll: db.db.Collection(colFinished)}
-}
-
 // SaveCeremony inserts c.
 func (cs *Ceremonies) SaveCeremony(ctx context.Context, c mfa.Ceremony) error {
 	_, err := cs.db.db.Collection(colCeremony).InsertOne(ctx, ceremonyDoc{ID: c.Challenge, Kind: c.Kind, UserID: c.UserID,
@@ -49,15 +44,19 @@ func (cs *Ceremonies) SaveCeremony(ctx context.Context, c mfa.Ceremony) error {
 	return nil
 }
 
-// Ceremony returns the ceremony of a challenge, or mfa.ErrNotFound.
-func (cs *Ceremonies) Ceremony(ctx context.Context, challenge string) (mfa.Ceremony, error) {
+// TakeCeremony deletes and returns the ceremony if challenge, kind, user
+// and binding match and it has not expired: one findOneAndDelete, so of two
+// racing finishes only one gets it.
+func (cs *Ceremonies) TakeCeremony(ctx context.Context, challenge, kind, userID, binding string, now time.Time) (mfa.Ceremony, error) {
+	filter := bson.D{{Key: "_id", Value: challenge}, {Key: "kind", Value: kind}, {Key: "user_id", Value: userID},
+		{Key: "binding", Value: binding}, {Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}}
 	var d ceremonyDoc
-	err := cs.db.db.Collection(colCeremony).FindOne(ctx, bson.M{"_id": challenge}).Decode(&d)
+	err := cs.db.db.Collection(colCeremony).FindOneAndDelete(ctx, filter).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return mfa.Ceremony{}, mfa.ErrNotFound
 	}
 	if err != nil {
-		return mfa.Ceremony{}, opError(err, "find ceremony")
+		return mfa.Ceremony{}, opError(err, "take ceremony")
 	}
 	return mfa.Ceremony{Challenge: d.ID, Kind: d.Kind, UserID: d.UserID, Binding: d.Binding, Session: d.Session, ExpiresAt: d.ExpiresAt}, nil
 }

@@ -24,12 +24,6 @@ type Claims struct {
 	coll *mongo.Collection
 }
 
-// Steps holds accepted TOTP time steps.
-func (db *DB) Steps() *Claims { return &Claims{db: db, coll: db.db.Collection(colSteps)} }
-
-// UsedTokens holds the jti of every consumed mfa_pending token.
-func (db *DB) UsedTokens() *Claims { return &Claims{db: db, coll: db.db.Collection(colUsed)} }
-
 // Claim inserts id; a duplicate key is mfa.ErrUsed.
 func (c *Claims) Claim(ctx context.Context, id string, expires time.Time) error {
 	_, err := c.coll.InsertOne(ctx, claimDoc{ID: id, At: c.db.now().UTC(), ExpiresAt: expires.UTC()})
@@ -40,19 +34,6 @@ func (c *Claims) Claim(ctx context.Context, id string, expires time.Time) error 
 		return opError(err, "claim %s", c.coll.Name())
 	}
 	return nil
-}
-
-// ClaimTime returns when id was claimed, or mfa.ErrNotFound.
-func (c *Claims) ClaimTime(ctx context.Context, id string) (time.Time, error) {
-	var doc claimDoc
-	err := c.coll.FindOne(ctx, bson.M{"_id": id}).Decode(&doc)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return time.Time{}, mfa.ErrNotFound
-	}
-	if err != nil {
-		return time.Time{}, opError(err, "find claim in %s", c.coll.Name())
-	}
-	return doc.At, nil
 }
 
 // AnyClaimed reports whether any of ids is claimed.

@@ -15,7 +15,7 @@ const EmbeddedAvailable = false
 type Embedded struct{}
 
 // StartEmbedded always fails in a noembed build.
-func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
+func StartEmbedded(dir, tcp string, logger *slog.Logger) (*Embedded, error) {
 	return nil, errors.New("store: this binary was built without the embedded store (noembed); set STEPUP_MONGODB_URI")
 }
 
@@ -24,3 +24,6 @@ func (e *Embedded) URI() string { return "" }
 
 // Close does nothing.
 func (e *Embedded) Close() {}
+
+// LiveSocket finds nothing in this build.
+func LiveSocket(dir string) (string, bool) { return "", false }

@@ -7,41 +7,48 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/stepup-auth/stepup/tokens"
 )
 
 type sessionDoc struct {
-	ID        string    `bson:"_id"`
-	UserID    string    `bson:"user_id"`
-	CreatedAt time.Time `bson:"created_at"`
-	AuthTime  time.Time `bson:"auth_time"`
-	ACR       string    `bson:"acr"`
-	AMR       []string  `bson:"amr"`
-	ExpiresAt time.Time `bson:"expires_at"`
-	RevokedAt time.Time `bson:"revoked_at,omitempty"`
+	ID               string    `bson:"_id"`
+	UserID           string    `bson:"user_id"`
+	CreatedAt        time.Time `bson:"created_at"`
+	AuthTime         time.Time `bson:"auth_time"`
+	ACR              string    `bson:"acr"`
+	AMR              []string  `bson:"amr"`
+	ExpiresAt        time.Time `bson:"expires_at"`
+	RevokedAt        time.Time `bson:"revoked_at,omitempty"`
+	RefreshHash      string    `bson:"refresh"`
+	RefreshIssuedAt  time.Time `bson:"refresh_iat"`
+	RefreshExpiresAt time.Time `bson:"refresh_exp"`
 }
 
-type refreshDoc struct {
-	ID        string    `bson:"_id"` // hex SHA-256 of the token
+type rotationDoc struct {
+	ID        string    `bson:"_id"` // hash of the rotated token
 	SessionID string    `bson:"sid"`
-	UserID    string    `bson:"user_id"`
-	Parent    string    `bson:"parent"`
-	IssuedAt  time.Time `bson:"issued_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
-// Sessions implements tokens.SessionStore.
+// Sessions implements tokens.SessionStore. Every change is an update of the
+// fields it concerns, conditional on the session being live where that
+// matters, so a revocation is never undone by a concurrent step-up or
+// rotation.
 type Sessions struct{ db *DB }
 
 // Sessions returns the session store.
 func (db *DB) Sessions() *Sessions { return &Sessions{db: db} }
 
-// CreateSession inserts s.
+func (s *Sessions) coll() *mongo.Collection { return s.db.db.Collection(colSessions) }
+
+// CreateSession inserts s with its first refresh token's hash.
 func (s *Sessions) CreateSession(ctx context.Context, sess *tokens.Session) error {
-	_, err := s.db.db.Collection(colSessions).InsertOne(ctx, sessionDoc{ID: sess.ID, UserID: sess.UserID,
+	_, err := s.coll().InsertOne(ctx, sessionDoc{ID: sess.ID, UserID: sess.UserID,
 		CreatedAt: sess.CreatedAt.UTC(), AuthTime: sess.AuthTime.UTC(), ACR: sess.ACR, AMR: sess.AMR,
-		ExpiresAt: sess.ExpiresAt.UTC()})
+		ExpiresAt: sess.ExpiresAt.UTC(), RefreshHash: sess.RefreshHash, RefreshIssuedAt: sess.RefreshIssuedAt.UTC(),
+		RefreshExpiresAt: sess.RefreshExpiresAt.UTC()})
 	if err != nil {
 		return opError(err, "insert session")
 	}
@@ -51,95 +58,111 @@ func (s *Sessions) CreateSession(ctx context.Context, sess *tokens.Session) erro
 // Session returns the session, or tokens.ErrSessionNotFound.
 func (s *Sessions) Session(ctx context.Context, id string) (*tokens.Session, error) {
 	var d sessionDoc
-	err := s.db.db.Collection(colSessions).FindOne(ctx, bson.M{"_id": id}).Decode(&d)
+	err := s.coll().FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, tokens.ErrSessionNotFound
 	}
 	if err != nil {
 		return nil, opError(err, "find session")
 	}
-	return &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
-		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt}, nil
+	return d.session(), nil
 }
 
-// RevokeSession marks the session ended. Setting the same field twice is
-// harmless, so concurrent revocations need no guard.
+func (d *sessionDoc) session() *tokens.Session {
+	return &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
+		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt, RefreshHash: d.RefreshHash,
+		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt}
+}
+
+// live is the filter of a session that can still be used at now.
+func live(id string, now time.Time) bson.D {
+	return bson.D{{Key: "_id", Value: id}, {Key: "revoked_at", Value: bson.D{{Key: "$exists", Value: false}}},
+		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now.UTC()}}}}
+}
+
+// RevokeSession sets revoked_at once; it is the only write that touches it.
 func (s *Sessions) RevokeSession(ctx context.Context, id string, at time.Time) error {
-	_, err := s.db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id, "revoked_at": bson.M{"$exists": false}},
-		bson.M{"$set": bson.M{"revoked_at": at.UTC()}})
+	_, err := s.coll().UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "revoked_at", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: at.UTC()}}}})
 	if err != nil {
 		return opError(err, "revoke session")
 	}
 	return nil
 }
 
-// SetAuth records a step-up; concurrent step-ups each write a complete
-// authentication, so the last one wins whole.
-func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string) error {
-	_, err := s.db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id},
-		bson.M{"$set": bson.M{"auth_time": authTime.UTC(), "acr": acr, "amr": amr}})
-	if err != nil {
-		return opError(err, "set session auth")
-	}
-	return nil
-}
-
-// AddRefresh inserts a refresh token record.
-func (s *Sessions) AddRefresh(ctx context.Context, r tokens.Refresh) error {
-	_, err := s.db.db.Collection(colRefresh).InsertOne(ctx, refreshDoc{ID: r.Hash, SessionID: r.SessionID, UserID: r.UserID,
-		Parent: r.Parent, IssuedAt: r.IssuedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC()})
-	if err != nil {
-		return opError(err, "insert refresh token")
-	}
-	return nil
-}
-
-// Refresh returns the record of a token hash, or tokens.ErrRefreshUnknown.
-func (s *Sessions) Refresh(ctx context.Context, hash string) (tokens.Refresh, error) {
-	var d refreshDoc
-	err := s.db.db.Collection(colRefresh).FindOne(ctx, bson.M{"_id": hash}).Decode(&d)
+// SetAuth records an authentication in a live session: one
+// findOneAndUpdate that matches nothing once the session is revoked.
+func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string, now time.Time) (*tokens.Session, error) {
+	var d sessionDoc
+	err := s.coll().FindOneAndUpdate(ctx, live(id, now),
+		bson.D{{Key: "$set", Value: bson.D{{Key: "auth_time", Value: authTime.UTC()}, {Key: "acr", Value: acr}, {Key: "amr", Value: amr}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return tokens.Refresh{}, tokens.ErrRefreshUnknown
+		if _, err := s.Session(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, tokens.ErrSessionEnded
 	}
 	if err != nil {
-		return tokens.Refresh{}, opError(err, "find refresh token")
+		return nil, opError(err, "set session auth")
 	}
-	return tokens.Refresh{Hash: d.ID, SessionID: d.SessionID, UserID: d.UserID, Parent: d.Parent,
-		IssuedAt: d.IssuedAt, ExpiresAt: d.ExpiresAt}, nil
+	return d.session(), nil
 }
 
-// ClaimRotation inserts the rotated token's hash; a duplicate is
-// tokens.ErrRotated.
-func (s *Sessions) ClaimRotation(ctx context.Context, parent string, expires time.Time) error {
-	_, err := s.db.db.Collection(colRotations).InsertOne(ctx, claimDoc{ID: parent, At: s.db.now().UTC(), ExpiresAt: expires.UTC()})
-	if isDuplicate(err) {
-		return tokens.ErrRotated
+// RotateRefresh is the compare-and-set of the current refresh token.
+func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time) (*tokens.Session, error) {
+	filter := append(live(id, now), bson.E{Key: "refresh", Value: old},
+		bson.E{Key: "refresh_exp", Value: bson.D{{Key: "$gt", Value: now.UTC()}}})
+	// refresh_exp may lie past expires_at; every use also requires the
+	// session live, so the earlier of the two applies.
+	var d sessionDoc
+	err := s.coll().FindOneAndUpdate(ctx, filter,
+		bson.D{{Key: "$set", Value: bson.D{{Key: "refresh", Value: next}, {Key: "refresh_iat", Value: now.UTC()},
+			{Key: "refresh_exp", Value: nextExpires.UTC()}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, tokens.ErrRefreshUnknown
 	}
 	if err != nil {
-		return opError(err, "claim rotation")
+		return nil, opError(err, "rotate refresh token")
+	}
+	sess := d.session()
+	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
+		sess.RefreshExpiresAt = sess.ExpiresAt
+	}
+	return sess, nil
+}
+
+// RecordRotation inserts the rotated token's hash.
+func (s *Sessions) RecordRotation(ctx context.Context, hash, id string, expires time.Time) error {
+	_, err := s.db.db.Collection(colRotations).InsertOne(ctx, rotationDoc{ID: hash, SessionID: id, ExpiresAt: expires.UTC()})
+	if err != nil && !isDuplicate(err) {
+		return opError(err, "record rotation")
 	}
 	return nil
 }
 
-// Rotated reports whether the token with that hash has been rotated.
-func (s *Sessions) Rotated(ctx context.Context, hash string) (bool, error) {
-	err := s.db.db.Collection(colRotations).FindOne(ctx, bson.M{"_id": hash}).Err()
+// Rotated returns the session of a rotated token hash.
+func (s *Sessions) Rotated(ctx context.Context, hash string) (string, error) {
+	var d rotationDoc
+	err := s.db.db.Collection(colRotations).FindOne(ctx, bson.D{{Key: "_id", Value: hash}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
+		return "", tokens.ErrRefreshUnknown
 	}
 	if err != nil {
-		return false, opError(err, "find rotation")
+		return "", opError(err, "find rotation")
 	}
-	return true, nil
+	return d.SessionID, nil
 }
 
-// RevokeUserSessions ends every live session of a user but except. It is
-// the one query by a field other than _id (indexed on MongoDB); it runs
-// only on rare events such as removing a factor.
+// RevokeUserSessions ends every live session of a user but except: an
+// indexed lookup by user_id, run only on rare events (password change,
+// factor removal).
 func (s *Sessions) RevokeUserSessions(ctx context.Context, userID, except string, at time.Time) error {
-	_, err := s.db.db.Collection(colSessions).UpdateMany(ctx,
-		bson.M{"user_id": userID, "_id": bson.M{"$ne": except}, "revoked_at": bson.M{"$exists": false}},
-		bson.M{"$set": bson.M{"revoked_at": at.UTC()}})
+	_, err := s.coll().UpdateMany(ctx,
+		bson.D{{Key: "user_id", Value: userID}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: except}}},
+			{Key: "revoked_at", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: at.UTC()}}}})
 	if err != nil {
 		return opError(err, "revoke user sessions")
 	}

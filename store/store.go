@@ -3,9 +3,14 @@
 // the interfaces that mfa and tokens declare, encrypts secrets at rest, and
 // translates driver errors into their sentinels here and only here.
 //
-// Every write that must not happen twice is an insert under a unique _id,
-// the one operation that is race-safe on FerretDB as on MongoDB; every hot
-// lookup is by _id. See DESIGN.md, "Storage".
+// It relies on MongoDB's single-document guarantees, which the embedded
+// engine honours too once patched (third_party/ferretdb/PATCHES.md): a
+// unique insert makes a thing single-use; a conditional update or
+// findOneAndUpdate of the fields a change concerns makes counters, budgets,
+// compare-and-set and revocation atomic, and keeps unrelated changes from
+// conflicting. There are no multi-document transactions. Every hot lookup is
+// by _id or an indexed equality (username, user_id). See DESIGN.md,
+// "Storage".
 package store
 
 import (
@@ -27,17 +32,12 @@ import (
 // Collection names.
 const (
 	colUsers     = "users"
-	colUsernames = "usernames"
-	colSteps     = "totp_steps"
-	colUsed      = "used_tokens"
-	colAttempts  = "attempts"
+	colUsed      = "mfa_tokens" // per mfa_pending token: attempts and consumption
 	colBudgets   = "budgets"
 	colKeys      = "keys"
 	colSessions  = "sessions"
-	colRefresh   = "refresh_tokens"
 	colRotations = "rotations"
 	colCeremony  = "webauthn_ceremonies"
-	colFinished  = "webauthn_finished"
 	colCreds     = "webauthn_credentials"
 	colRecovery  = "recovery_used"
 	colEvents    = "events"
@@ -45,7 +45,7 @@ const (
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colSteps, colUsed, colAttempts, colSessions, colRefresh, colRotations, colCeremony, colFinished, colEvents}
+var expiring = []string{colUsed, colBudgets, colSessions, colRotations, colCeremony, colEvents}
 
 // Config is what Open needs.
 type Config struct {
@@ -155,15 +155,20 @@ func (db *DB) createIndexes(ctx context.Context) error {
 			return opError(err, "create index on %s", name)
 		}
 	}
-	idx := mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}
-	if _, err := db.db.Collection(colSessions).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
-		return opError(err, "create index on sessions")
+	indexes := []struct {
+		coll  string
+		model mongo.IndexModel
+	}{
+		{colUsers, mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetName("username").SetUnique(true)}},
+		{colSessions, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
+		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
 	}
-	idx = mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}, Options: options.Index().SetName("user_id_at")}
-	if _, err := db.db.Collection(colEvents).Indexes().CreateOne(ctx, idx); err != nil && !isNotImplemented(err) {
-		return opError(err, "create index on events")
+	for _, ix := range indexes {
+		if _, err := db.db.Collection(ix.coll).Indexes().CreateOne(ctx, ix.model); err != nil {
+			return opError(err, "create index on %s", ix.coll)
+		}
 	}
-	return nil
+	return db.migrate(ctx)
 }
 
 // TTL reports whether the server deletes expired documents itself.
@@ -198,15 +203,39 @@ func (db *DB) StartSweeper(every time.Duration) {
 }
 
 // Sweep deletes documents whose expires_at has passed and returns how many.
+// It reads the ids first and deletes them by _id in batches, so no write
+// holds a collection while a scan runs (the embedded engine serialises the
+// writes of one collection; see PATCHES.md).
 func (db *DB) Sweep(ctx context.Context) (int64, error) {
 	var total int64
 	now := db.now()
 	for _, name := range expiring {
-		res, err := db.db.Collection(name).DeleteMany(ctx, bson.M{"expires_at": bson.M{"$lt": now}})
+		coll := db.db.Collection(name)
+		expired := bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: now}}}}
+		cur, err := coll.Find(ctx, expired, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 		if err != nil {
 			return total, opError(err, "sweep %s", name)
 		}
-		total += res.DeletedCount
+		var ids []struct {
+			ID any `bson:"_id"`
+		}
+		err = cur.All(ctx, &ids)
+		if err != nil {
+			return total, opError(err, "sweep %s", name)
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), 500)
+			batch := make(bson.A, n)
+			for i := range n {
+				batch[i] = ids[i].ID
+			}
+			ids = ids[n:]
+			res, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: batch}}}, expired[0]})
+			if err != nil {
+				return total, opError(err, "sweep %s", name)
+			}
+			total += res.DeletedCount
+		}
 	}
 	return total, nil
 }

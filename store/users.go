@@ -3,22 +3,34 @@ package store
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/stepup-auth/stepup/mfa"
 )
 
+// userDoc is a user. Factors are a map keyed by factor id, so that each
+// change is a $set or $unset of one factor's fields ("factors.<id>.name"),
+// conditional on that factor, and never rewrites the others: renaming one
+// factor cannot undo the removal of another (MongoDB has no conditional
+// update of one array element without arrayFilters, which the embedded
+// engine lacks).
 type userDoc struct {
-	ID        string      `bson:"_id"`
-	Username  string      `bson:"username"`
-	Password  string      `bson:"password"`
-	Factors   []factorDoc `bson:"factors"`
-	Recovery  []string    `bson:"recovery,omitempty"` // HMAC hashes
-	CreatedAt time.Time   `bson:"created_at"`
-	Rev       int64       `bson:"rev"`
+	ID        string               `bson:"_id"`
+	Username  string               `bson:"username"`
+	Password  string               `bson:"password"`
+	Factors   map[string]factorDoc `bson:"factors"`
+	NFactors  int64                `bson:"nfactors"`
+	Recovery  []string             `bson:"recovery,omitempty"` // HMAC hashes
+	CreatedAt time.Time            `bson:"created_at"`
+	MFAFail   int64                `bson:"mfa_fail"`
+	MFALast   time.Time            `bson:"mfa_last"`
 }
 
 type factorDoc struct {
@@ -28,6 +40,7 @@ type factorDoc struct {
 	Confirmed  bool      `bson:"confirmed"`
 	CreatedAt  time.Time `bson:"created_at"`
 	LastUsedAt time.Time `bson:"last_used_at,omitempty"`
+	LastStep   int64     `bson:"last_step"`
 	Secret     []byte    `bson:"secret,omitempty"` // sealed
 	Credential *credDoc  `bson:"credential,omitempty"`
 }
@@ -44,124 +57,315 @@ type credDoc struct {
 	BackupState       bool     `bson:"bs"`
 	UVInitialized     bool     `bson:"uv_initialized"`
 	Attachment        string   `bson:"attachment,omitempty"`
-	Flagged           bool     `bson:"flagged,omitempty"`
+	Flagged           bool     `bson:"flagged"`
 }
 
-type usernameDoc struct {
-	ID     string `bson:"_id"` // canonical username
-	UserID string `bson:"user_id"`
-}
+func (db *DB) users() *mongo.Collection { return db.db.Collection(colUsers) }
 
-// CreateUser inserts the user, then claims its username with a unique
-// insert; if the name is taken the user document is removed again and
-// mfa.ErrUsernameTaken returned.
+// CreateUser inserts the user; the unique index on username makes a taken
+// name a duplicate key, mfa.ErrUsernameTaken.
 func (db *DB) CreateUser(ctx context.Context, u *mfa.User) error {
 	doc, err := db.userToDoc(u)
 	if err != nil {
 		return err
 	}
-	if _, err := db.db.Collection(colUsers).InsertOne(ctx, doc); err != nil {
-		return opError(err, "insert user")
+	_, err = db.users().InsertOne(ctx, doc)
+	if isDuplicate(err) {
+		return mfa.ErrUsernameTaken
 	}
-	_, err = db.db.Collection(colUsernames).InsertOne(ctx, usernameDoc{ID: u.Username, UserID: u.ID})
 	if err != nil {
-		// Undo with a context that outlives a cancelled request.
-		_, _ = db.db.Collection(colUsers).DeleteOne(context.WithoutCancel(ctx), bson.M{"_id": u.ID})
-		if isDuplicate(err) {
-			return mfa.ErrUsernameTaken
-		}
-		return opError(err, "insert username")
+		return opError(err, "insert user")
 	}
 	return nil
 }
 
-// UserByName looks the canonical username up, then the user, both by _id.
+// UserByName finds the user by canonical username: one indexed equality.
 func (db *DB) UserByName(ctx context.Context, username string) (*mfa.User, error) {
-	var n usernameDoc
-	err := db.db.Collection(colUsernames).FindOne(ctx, bson.M{"_id": username}).Decode(&n)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, mfa.ErrNotFound
-	}
-	if err != nil {
-		return nil, opError(err, "find username")
-	}
-	return db.User(ctx, n.UserID)
+	return db.findUser(ctx, bson.D{{Key: "username", Value: username}}, "find user by name")
 }
 
 // User returns the user with that id, or mfa.ErrNotFound.
 func (db *DB) User(ctx context.Context, id string) (*mfa.User, error) {
+	return db.findUser(ctx, bson.D{{Key: "_id", Value: id}}, "find user "+id)
+}
+
+func (db *DB) findUser(ctx context.Context, filter bson.D, what string) (*mfa.User, error) {
 	var doc userDoc
-	err := db.db.Collection(colUsers).FindOne(ctx, bson.M{"_id": id}).Decode(&doc)
+	err := db.users().FindOne(ctx, filter).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, mfa.ErrNotFound
 	}
 	if err != nil {
-		return nil, opError(err, "find user %s", id)
+		return nil, opError(err, "%s", what)
 	}
 	return db.docToUser(&doc)
 }
 
-// UpdateUser replaces the password and factors if the stored revision is
-// still u.Rev. On MongoDB the revision filter makes this an atomic
-// compare-and-set. FerretDB does not make it atomic across connections
-// (DESIGN.md); there a concurrent update by the same user may be lost, which
-// is why nothing single-use depends on this document.
-func (db *DB) UpdateUser(ctx context.Context, u *mfa.User) error {
-	doc, err := db.userToDoc(u)
+// SpendAttempt counts a second-factor attempt if a gate passes: one
+// findOneAndUpdate that returns the user after it.
+func (db *DB) SpendAttempt(ctx context.Context, id string, gates []mfa.Gate, now time.Time) (*mfa.User, bool, error) {
+	filter := bson.D{{Key: "_id", Value: id}, {Key: "$or", Value: gateFilter(gates, "mfa_fail", "mfa_last")}}
+	update := bson.D{{Key: "$inc", Value: bson.D{{Key: "mfa_fail", Value: 1}}},
+		{Key: "$set", Value: bson.D{{Key: "mfa_last", Value: now.UTC()}}}}
+	var doc userDoc
+	err := db.users().FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		u, err := db.User(ctx, id)
+		return u, false, err
+	}
+	if err != nil {
+		return nil, false, opError(err, "spend attempt of user %s", id)
+	}
+	u, err := db.docToUser(&doc)
+	return u, err == nil, err
+}
+
+// ForgiveAttempts zeroes the user's second-factor failure count.
+func (db *DB) ForgiveAttempts(ctx context.Context, id string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "mfa_fail", Value: 0}}}}, mfa.ErrNotFound, "forgive attempts of user %s", id)
+}
+
+// SetPassword replaces the password hash, and nothing else.
+func (db *DB) SetPassword(ctx context.Context, id, hash string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "password", Value: hash}}}}, mfa.ErrNotFound, "set password of user %s", id)
+}
+
+// SetRecoveryCodes replaces the recovery-code hashes.
+func (db *DB) SetRecoveryCodes(ctx context.Context, id string, hashes []string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "recovery", Value: hashes}}}}, mfa.ErrNotFound, "set recovery codes of user %s", id)
+}
+
+// AddFactor adds f with $set of its own key, dropping stale enrollments
+// with $unset in the same update. The filter pins what the count depends
+// on (nfactors, and each stale enrollment still there and unconfirmed), so
+// a concurrent change makes it match nothing; then it reads and tries again.
+func (db *DB) AddFactor(ctx context.Context, id string, f mfa.Factor, max int, staleBefore time.Time) error {
+	fd, err := db.factorToDoc(id, &f)
 	if err != nil {
 		return err
 	}
-	res, err := db.db.Collection(colUsers).UpdateOne(ctx,
-		bson.M{"_id": u.ID, "rev": u.Rev},
-		bson.M{"$set": bson.M{"password": doc.Password, "factors": doc.Factors, "recovery": doc.Recovery, "rev": u.Rev + 1}})
+	for range 5 {
+		u, err := db.User(ctx, id)
+		if err != nil {
+			return err
+		}
+		filter := bson.D{{Key: "_id", Value: id}, {Key: "nfactors", Value: int64(len(u.Factors))}}
+		unset := bson.D{}
+		for _, old := range u.Factors {
+			if !old.Confirmed && old.CreatedAt.Before(staleBefore) {
+				filter = append(filter, bson.E{Key: fpath(old.ID, "confirmed"), Value: false})
+				unset = append(unset, bson.E{Key: fpath(old.ID), Value: ""})
+			}
+		}
+		n := len(u.Factors) - len(unset) + 1
+		if n > max {
+			return mfa.ErrTooManyFactors
+		}
+		update := bson.D{{Key: "$set", Value: bson.D{{Key: fpath(f.ID), Value: fd}, {Key: "nfactors", Value: int64(n)}}}}
+		if len(unset) > 0 {
+			update = append(update, bson.E{Key: "$unset", Value: unset})
+		}
+		res, err := db.users().UpdateOne(ctx, filter, update)
+		if err != nil {
+			return opError(err, "add factor to user %s", id)
+		}
+		if res.MatchedCount == 1 {
+			return nil
+		}
+	}
+	return opError(errors.New("too many concurrent factor changes"), "add factor to user %s", id)
+}
+
+// RenameFactor sets one factor's name if that factor still exists.
+func (db *DB) RenameFactor(ctx context.Context, id, factorID, name string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}, {Key: fpath(factorID, "id"), Value: factorID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: fpath(factorID, "name"), Value: name}}}}, mfa.ErrNotEnrolled, "rename factor %s", factorID)
+}
+
+// RemoveFactor unsets one factor, conditional on it being there, and
+// returns what it was. When it was the last confirmed one, the recovery
+// codes go in the same update (they stand in for a second factor that no
+// longer exists); that decision is pinned by the filter, so a factor
+// confirmed meanwhile makes the update match nothing and it is retried.
+func (db *DB) RemoveFactor(ctx context.Context, id, factorID string) (*mfa.Factor, error) {
+	for range 5 {
+		u, err := db.User(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		f := u.Factor(factorID)
+		if f == nil {
+			return nil, mfa.ErrNotEnrolled
+		}
+		filter := bson.D{{Key: "_id", Value: id}, {Key: fpath(factorID, "id"), Value: factorID}}
+		unset := bson.D{{Key: fpath(factorID), Value: ""}}
+		last := true
+		for _, o := range u.Factors {
+			if o.ID != factorID {
+				// Pin every other factor's confirmation: the recovery
+				// decision depends on it.
+				filter = append(filter, bson.E{Key: fpath(o.ID, "confirmed"), Value: o.Confirmed})
+				last = last && !o.Confirmed
+			}
+		}
+		filter = append(filter, bson.E{Key: "nfactors", Value: int64(len(u.Factors))})
+		if last {
+			unset = append(unset, bson.E{Key: "recovery", Value: ""})
+		}
+		res, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$unset", Value: unset},
+			{Key: "$inc", Value: bson.D{{Key: "nfactors", Value: -1}}}})
+		if err != nil {
+			return nil, opError(err, "remove factor %s", factorID)
+		}
+		if res.MatchedCount == 1 {
+			return f, nil
+		}
+	}
+	return nil, opError(errors.New("too many concurrent factor changes"), "remove factor %s", factorID)
+}
+
+// UseStep takes a TOTP time step with one conditional update; see
+// mfa.UserStore.
+func (db *DB) UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time) error {
+	filter := bson.D{{Key: "_id", Value: id},
+		{Key: fpath(factorID, "kind"), Value: string(mfa.KindTOTP)},
+		{Key: fpath(factorID, "confirmed"), Value: !confirm},
+		{Key: fpath(factorID, "last_step"), Value: bson.D{{Key: "$lt", Value: step}}}}
+	set := bson.D{{Key: fpath(factorID, "last_step"), Value: step}, {Key: fpath(factorID, "last_used_at"), Value: now.UTC()},
+		{Key: "mfa_fail", Value: 0}}
+	if confirm {
+		filter = append(filter, bson.E{Key: fpath(factorID, "created_at"), Value: bson.D{{Key: "$gte", Value: staleBefore.UTC()}}})
+		set = append(set, bson.E{Key: fpath(factorID, "confirmed"), Value: true})
+	}
+	res, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
 	if err != nil {
-		return opError(err, "update user %s", u.ID)
+		return opError(err, "use time step of factor %s", factorID)
+	}
+	if res.MatchedCount == 1 {
+		return nil
+	}
+	// Nothing matched: say why (one more read, on failure only).
+	u, err := db.User(ctx, id)
+	if err != nil {
+		return err
+	}
+	f := u.Factor(factorID)
+	switch {
+	case f == nil || f.Kind != mfa.KindTOTP:
+		return mfa.ErrNotEnrolled
+	case confirm && f.Confirmed:
+		return mfa.ErrAlreadyConfirmed
+	case f.Confirmed != !confirm || (confirm && f.CreatedAt.Before(staleBefore)):
+		return mfa.ErrNotEnrolled
+	}
+	return mfa.ErrBadCode
+}
+
+// UseCredential records an assertion if the counter grew (or both are
+// zero): one conditional update.
+func (db *DB) UseCredential(ctx context.Context, id, factorID string, count uint32, backupState bool, now time.Time) error {
+	counter := bson.D{{Key: "$lt", Value: int64(count)}}
+	if count == 0 {
+		counter = bson.D{{Key: "$eq", Value: int64(0)}}
+	}
+	filter := bson.D{{Key: "_id", Value: id},
+		{Key: fpath(factorID, "confirmed"), Value: true},
+		{Key: fpath(factorID, "credential.flagged"), Value: false},
+		{Key: fpath(factorID, "credential.sign_count"), Value: counter}}
+	set := bson.D{{Key: fpath(factorID, "credential.sign_count"), Value: int64(count)},
+		{Key: fpath(factorID, "credential.bs"), Value: backupState},
+		{Key: fpath(factorID, "last_used_at"), Value: now.UTC()},
+		{Key: "mfa_fail", Value: 0}}
+	res, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return opError(err, "use credential of factor %s", factorID)
+	}
+	if res.MatchedCount == 1 {
+		return nil
+	}
+	u, err := db.User(ctx, id)
+	if err != nil {
+		return err
+	}
+	if f := u.Factor(factorID); f == nil || !f.Confirmed || f.Credential == nil || f.Credential.Flagged {
+		return mfa.ErrNotEnrolled
+	}
+	return mfa.ErrBadCode
+}
+
+// FlagCredential marks a credential as possibly cloned.
+func (db *DB) FlagCredential(ctx context.Context, id, factorID string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}, {Key: fpath(factorID, "id"), Value: factorID}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: fpath(factorID, "credential.flagged"), Value: true}}}}, mfa.ErrNotEnrolled, "flag factor %s", factorID)
+}
+
+// updateUser runs one update; no match is notFound.
+func (db *DB) updateUser(ctx context.Context, filter, update bson.D, notFound error, format string, args ...any) error {
+	res, err := db.users().UpdateOne(ctx, filter, update)
+	if err != nil {
+		return opError(err, format, args...)
 	}
 	if res.MatchedCount == 0 {
-		if _, err := db.User(ctx, u.ID); errors.Is(err, mfa.ErrNotFound) {
-			return mfa.ErrNotFound
-		}
-		return mfa.ErrConflict
+		return notFound
 	}
-	u.Rev++
 	return nil
 }
 
+// fpath is the dotted path of a factor or one of its fields.
+func fpath(factorID string, field ...string) string {
+	return strings.Join(append([]string{"factors", factorID}, field...), ".")
+}
+
 func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
-	doc := &userDoc{ID: u.ID, Username: u.Username, Password: u.PasswordHash, CreatedAt: u.CreatedAt.UTC(), Rev: u.Rev,
-		Recovery: u.RecoveryCodes,
-		Factors:  make([]factorDoc, 0, len(u.Factors))}
-	for _, f := range u.Factors {
-		fd := factorDoc{ID: f.ID, Kind: string(f.Kind), Name: f.Name, Confirmed: f.Confirmed,
-			CreatedAt: f.CreatedAt.UTC(), LastUsedAt: f.LastUsedAt.UTC()}
-		if f.LastUsedAt.IsZero() {
-			fd.LastUsedAt = time.Time{}
+	doc := &userDoc{ID: u.ID, Username: u.Username, Password: u.PasswordHash, CreatedAt: u.CreatedAt.UTC(),
+		Recovery: u.RecoveryCodes, Factors: make(map[string]factorDoc, len(u.Factors)), NFactors: int64(len(u.Factors)),
+		MFAFail: u.Attempts.Failures, MFALast: u.Attempts.Last.UTC()}
+	for i := range u.Factors {
+		fd, err := db.factorToDoc(u.ID, &u.Factors[i])
+		if err != nil {
+			return nil, err
 		}
-		if len(f.Secret) > 0 {
-			sealed, err := db.seal.seal(f.Secret, secretAD(u.ID, f.ID))
-			if err != nil {
-				return nil, err
-			}
-			fd.Secret = sealed
-		}
-		if c := f.Credential; c != nil {
-			fd.Credential = &credDoc{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
-				AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: int64(c.SignCount),
-				BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
-				Attachment: c.Attachment, Flagged: c.Flagged}
-		}
-		doc.Factors = append(doc.Factors, fd)
+		doc.Factors[fd.ID] = *fd
 	}
 	return doc, nil
 }
 
+func (db *DB) factorToDoc(userID string, f *mfa.Factor) (*factorDoc, error) {
+	if f.ID == "" || strings.ContainsAny(f.ID, ".$") {
+		return nil, errors.New("store: factor id must be non-empty without '.' or '$'")
+	}
+	fd := &factorDoc{ID: f.ID, Kind: string(f.Kind), Name: f.Name, Confirmed: f.Confirmed,
+		CreatedAt: f.CreatedAt.UTC(), LastStep: f.LastStep}
+	if !f.LastUsedAt.IsZero() {
+		fd.LastUsedAt = f.LastUsedAt.UTC()
+	}
+	if len(f.Secret) > 0 {
+		sealed, err := db.seal.seal(f.Secret, secretAD(userID, f.ID))
+		if err != nil {
+			return nil, err
+		}
+		fd.Secret = sealed
+	}
+	if c := f.Credential; c != nil {
+		fd.Credential = &credDoc{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
+			AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: int64(c.SignCount),
+			BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
+			Attachment: c.Attachment, Flagged: c.Flagged}
+	}
+	return fd, nil
+}
+
 func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
-	u := &mfa.User{ID: doc.ID, Username: doc.Username, PasswordHash: doc.Password, CreatedAt: doc.CreatedAt, Rev: doc.Rev,
-		RecoveryCodes: doc.Recovery,
-		Factors:       make([]mfa.Factor, 0, len(doc.Factors))}
-	for _, fd := range doc.Factors {
+	u := &mfa.User{ID: doc.ID, Username: doc.Username, PasswordHash: doc.Password, CreatedAt: doc.CreatedAt,
+		RecoveryCodes: doc.Recovery, Factors: make([]mfa.Factor, 0, len(doc.Factors)),
+		Attempts: mfa.BudgetState{Failures: doc.MFAFail, Last: doc.MFALast}}
+	for _, key := range slices.Sorted(maps.Keys(doc.Factors)) {
+		fd := doc.Factors[key]
 		f := mfa.Factor{ID: fd.ID, Kind: mfa.Kind(fd.Kind), Name: fd.Name, Confirmed: fd.Confirmed,
-			CreatedAt: fd.CreatedAt, LastUsedAt: fd.LastUsedAt}
+			CreatedAt: fd.CreatedAt, LastUsedAt: fd.LastUsedAt, LastStep: fd.LastStep}
 		if len(fd.Secret) > 0 {
 			plain, err := db.seal.open(fd.Secret, secretAD(doc.ID, fd.ID))
 			if err != nil {
@@ -177,7 +381,26 @@ func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 		}
 		u.Factors = append(u.Factors, f)
 	}
+	// Creation order, as a person enrolled them.
+	slices.SortStableFunc(u.Factors, func(a, b mfa.Factor) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return u, nil
 }
 
 func secretAD(userID, factorID string) string { return "factor|" + userID + "|" + factorID }
+
+// gateFilter is mfa.Budget's gates as a $or over a count and a time field.
+// A scope whose count field is missing has failed nothing yet.
+func gateFilter(gates []mfa.Gate, count, last string) bson.A {
+	or := bson.A{}
+	for _, g := range gates {
+		c := bson.D{{Key: count, Value: bson.D{{Key: "$gte", Value: g.Min}, {Key: "$lt", Value: g.Max}}}}
+		if !g.Before.IsZero() {
+			c = append(c, bson.E{Key: last, Value: bson.D{{Key: "$lte", Value: g.Before.UTC()}}})
+		}
+		or = append(or, c)
+		if g.Min == 0 && g.Before.IsZero() {
+			or = append(or, bson.D{{Key: count, Value: bson.D{{Key: "$exists", Value: false}}}})
+		}
+	}
+	return or
+}

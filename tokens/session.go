@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -20,12 +21,12 @@ var (
 	// ErrRefreshReused means a rotated refresh token came back: the whole
 	// family (the session) has been revoked.
 	ErrRefreshReused = errors.New("tokens: refresh token reused; session revoked")
-	ErrRotated       = errors.New("tokens: refresh token rotated already")
 )
 
 // Session is one sign-in: the refresh-token family and the access tokens
 // issued from it share its id (sid). Refresh never raises ACR, AMR or
-// AuthTime; only a new interactive factor does.
+// AuthTime; only a new interactive factor does. The session holds the hash
+// of its one current refresh token, so rotation is one compare-and-set.
 type Session struct {
 	ID        string
 	UserID    string
@@ -35,6 +36,10 @@ type Session struct {
 	AMR       []string
 	ExpiresAt time.Time // absolute limit
 	RevokedAt time.Time // zero while live
+
+	RefreshHash      string    // hex SHA-256 of the current refresh token
+	RefreshIssuedAt  time.Time // when it was issued
+	RefreshExpiresAt time.Time // idle limit of the current refresh token
 }
 
 // Live reports whether s can still be used at now.
@@ -42,42 +47,46 @@ func (s *Session) Live(now time.Time) bool {
 	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
 }
 
-// Refresh is the stored form of an opaque refresh token: only its hash.
-type Refresh struct {
-	Hash      string // hex SHA-256 of the token
-	SessionID string
-	UserID    string
-	Parent    string // hash of the token it replaced; its own hash for a root
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+// RefreshLive reports whether hash is the session's current refresh token
+// and usable at now.
+func (s *Session) RefreshLive(hash string, now time.Time) bool {
+	return s.Live(now) && s.RefreshHash == hash && now.Before(s.RefreshExpiresAt)
 }
 
-// SessionStore persists sessions and refresh tokens. It is implemented by
-// store.
+// SessionStore persists sessions. It is implemented by store.
 type SessionStore interface {
-	// CreateSession inserts s.
+	// CreateSession inserts s, with its first refresh token's hash.
 	CreateSession(ctx context.Context, s *Session) error
 	// Session returns the session, or ErrSessionNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
-	// RevokeSession marks the session ended at at. Idempotent.
+	// RevokeSession marks the session ended at at. Idempotent; nothing
+	// written later brings it back.
 	RevokeSession(ctx context.Context, id string, at time.Time) error
-	// SetAuth records a new interactive authentication in the session
-	// (step-up): auth time, acr and amr replace the old ones.
-	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string) error
-	// AddRefresh inserts a refresh token record.
-	AddRefresh(ctx context.Context, r Refresh) error
-	// Refresh returns the record of a token hash, or ErrRefreshUnknown.
-	Refresh(ctx context.Context, hash string) (Refresh, error)
-	// ClaimRotation records that the token with hash parent has been
-	// rotated. It returns ErrRotated if it was rotated before.
-	ClaimRotation(ctx context.Context, parent string, expires time.Time) error
-	// Rotated reports whether the token with that hash has been rotated.
-	Rotated(ctx context.Context, hash string) (bool, error)
+	// SetAuth records a new interactive authentication (step-up, or a
+	// downgrade after a factor was removed) in a session that is live at
+	// now, and returns the session after it; ErrSessionEnded if it is not
+	// live, ErrSessionNotFound if it does not exist.
+	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string, now time.Time) (*Session, error)
+	// RotateRefresh replaces the session's refresh token old (a hash) with
+	// next, if old is current and unexpired and the session live at now —
+	// one atomic compare-and-set — and returns the session after it.
+	// ErrRefreshUnknown otherwise.
+	RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time) (*Session, error)
+	// RecordRotation remembers, until expires, that the refresh token with
+	// that hash was rotated away from session id.
+	RecordRotation(ctx context.Context, hash, id string, expires time.Time) error
+	// Rotated returns the session a rotated token hash belonged to, or
+	// ErrRefreshUnknown.
+	Rotated(ctx context.Context, hash string) (string, error)
 	// RevokeUserSessions ends every live session of a user but except.
 	RevokeUserSessions(ctx context.Context, userID, except string, at time.Time) error
 }
 
 // Sessions starts sessions and rotates their refresh tokens.
+//
+// A refresh token is "<sid>.<secret>": the session id says which document
+// to look at, the 256-bit secret is what proves possession; only the
+// SHA-256 of the whole token is stored.
 type Sessions struct {
 	Store      SessionStore
 	RefreshTTL time.Duration // idle limit: a refresh token unused this long expires
@@ -92,69 +101,71 @@ func NewSessions(store SessionStore) *Sessions {
 	return &Sessions{Store: store, RefreshTTL: 24 * time.Hour, MaxAge: 30 * 24 * time.Hour, Now: time.Now, Rand: rand.Reader}
 }
 
-// Start creates a session for a completed authentication and its first
-// refresh token.
+// Start creates a session for a completed authentication, with its first
+// refresh token: one insert.
 func (s *Sessions) Start(ctx context.Context, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
 	id, err := s.random(16)
 	if err != nil {
 		return nil, "", err
 	}
+	return s.StartWithID(ctx, id, userID, authTime, acr, amr)
+}
+
+// StartWithID is Start with a session id chosen by the caller.
+func (s *Sessions) StartWithID(ctx context.Context, id, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
 	now := s.Now()
 	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge)}
-	// The two inserts are independent and run at once; a refresh record
-	// whose session insert failed is never handed out and expires.
-	var (
-		token      string
-		refreshErr error
-		done       = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		token, refreshErr = s.issue(ctx, sess, "")
-	}()
-	err = s.Store.CreateSession(ctx, sess)
-	<-done
+	token, err := s.newToken(sess)
 	if err != nil {
 		return nil, "", err
 	}
-	if refreshErr != nil {
-		return nil, "", refreshErr
+	sess.RefreshHash, sess.RefreshIssuedAt, sess.RefreshExpiresAt = HashRefresh(token), now, s.idle(sess, now)
+	if err := s.Store.CreateSession(ctx, sess); err != nil {
+		return nil, "", err
 	}
 	return sess, token, nil
 }
 
-// Rotate exchanges a refresh token for a new one of the same session. It
-// returns ErrRefreshUnknown for an unknown or expired token, ErrSessionEnded
-// for a revoked or expired session, and ErrRefreshReused — after revoking the
-// session, which it returns too — when the token was rotated before.
+// Rotate exchanges a refresh token for a new one of the same session with
+// one compare-and-set on the session, then remembers the old token's hash
+// for reuse detection. It returns ErrRefreshUnknown for an unknown,
+// expired or superseded token or an ended session, and ErrRefreshReused —
+// after revoking the session, which it returns too — when the token was
+// rotated before: whoever presents it second, thief or owner, ends the
+// family.
 func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, error) {
-	hash := HashRefresh(token)
-	r, err := s.Store.Refresh(ctx, hash)
-	if err != nil {
-		return nil, "", err
-	}
-	now := s.Now()
-	if !now.Before(r.ExpiresAt) {
+	sid, ok := RefreshSession(token)
+	if !ok {
 		return nil, "", ErrRefreshUnknown
 	}
-	sess, err := s.Store.Session(ctx, r.SessionID)
+	hash := HashRefresh(token)
+	now := s.Now()
+	next, err := s.newToken(&Session{ID: sid})
 	if err != nil {
 		return nil, "", err
 	}
-	if !sess.Live(now) {
-		return nil, "", ErrSessionEnded
-	}
-	if err := s.Store.ClaimRotation(ctx, hash, sess.ExpiresAt); err != nil {
-		if errors.Is(err, ErrRotated) {
-			if err := s.Store.RevokeSession(ctx, sess.ID, now); err != nil {
-				return nil, "", err
-			}
-			return sess, "", ErrRefreshReused
+	sess, err := s.Store.RotateRefresh(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now)
+	if errors.Is(err, ErrRefreshUnknown) {
+		owner, rerr := s.Store.Rotated(ctx, hash)
+		if rerr != nil || owner != sid {
+			return nil, "", err
 		}
+		if err := s.Store.RevokeSession(ctx, sid, now); err != nil {
+			return nil, "", err
+		}
+		sess, serr := s.Store.Session(ctx, sid)
+		if serr != nil {
+			return nil, "", serr
+		}
+		return sess, "", ErrRefreshReused
+	}
+	if err != nil {
 		return nil, "", err
 	}
-	next, err := s.issue(ctx, sess, hash)
-	if err != nil {
+	// Remember the old hash until the session ends; if this write is lost,
+	// reusing the old token is still refused (it is not current), only not
+	// recognised as reuse.
+	if err := s.Store.RecordRotation(ctx, hash, sid, sess.ExpiresAt); err != nil {
 		return nil, "", err
 	}
 	return sess, next, nil
@@ -162,17 +173,9 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 
 // Raise records a step-up in a live session: refresh tokens of the family
 // then carry the new auth_time, acr and amr. It returns ErrSessionEnded if
-// the session is no longer live.
+// the session is no longer live; a concurrent revocation always wins.
 func (s *Sessions) Raise(ctx context.Context, id string, authTime time.Time, acr string, amr []string) (*Session, error) {
-	sess, err := s.Active(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.Store.SetAuth(ctx, id, authTime, acr, amr); err != nil {
-		return nil, err
-	}
-	sess.AuthTime, sess.ACR, sess.AMR = authTime, acr, amr
-	return sess, nil
+	return s.Store.SetAuth(ctx, id, authTime, acr, amr, s.Now())
 }
 
 // Revoke ends a session: its refresh family and access tokens.
@@ -192,23 +195,36 @@ func (s *Sessions) Active(ctx context.Context, id string) (*Session, error) {
 	return sess, nil
 }
 
-func (s *Sessions) issue(ctx context.Context, sess *Session, parent string) (string, error) {
-	token, err := s.random(32)
+// OfRefresh returns the session whose current refresh token is token, or
+// ErrRefreshUnknown (introspection, revocation).
+func (s *Sessions) OfRefresh(ctx context.Context, token string) (*Session, error) {
+	sid, ok := RefreshSession(token)
+	if !ok {
+		return nil, ErrRefreshUnknown
+	}
+	sess, err := s.Store.Session(ctx, sid)
+	if errors.Is(err, ErrSessionNotFound) {
+		return nil, ErrRefreshUnknown
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sess.RefreshHash != HashRefresh(token) {
+		return nil, ErrRefreshUnknown
+	}
+	return sess, nil
+}
+
+func (s *Sessions) idle(sess *Session, now time.Time) time.Time {
+	return time.Unix(0, min(now.Add(s.RefreshTTL).UnixNano(), sess.ExpiresAt.UnixNano()))
+}
+
+func (s *Sessions) newToken(sess *Session) (string, error) {
+	secret, err := s.random(32)
 	if err != nil {
 		return "", err
 	}
-	hash := HashRefresh(token)
-	if parent == "" {
-		parent = hash
-	}
-	now := s.Now()
-	exp := min(now.Add(s.RefreshTTL).UnixNano(), sess.ExpiresAt.UnixNano())
-	err = s.Store.AddRefresh(ctx, Refresh{Hash: hash, SessionID: sess.ID, UserID: sess.UserID, Parent: parent,
-		IssuedAt: now, ExpiresAt: time.Unix(0, exp)})
-	if err != nil {
-		return "", err
-	}
-	return token, nil
+	return sess.ID + "." + secret, nil
 }
 
 func (s *Sessions) random(n int) (string, error) {
@@ -217,6 +233,15 @@ func (s *Sessions) random(n int) (string, error) {
 		return "", fmt.Errorf("tokens: random: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// RefreshSession returns the session id a refresh token names.
+func RefreshSession(token string) (string, bool) {
+	sid, secret, ok := strings.Cut(token, ".")
+	if !ok || len(sid) == 0 || len(sid) > 64 || len(secret) != 43 || strings.Contains(secret, ".") {
+		return "", false
+	}
+	return sid, true
 }
 
 // HashRefresh is the stored form of a refresh token.

@@ -38,12 +38,18 @@ func admin(ctx context.Context, args []string) error {
 				return fmt.Errorf("STEPUP_DATA_DIR: master key: %w", err)
 			}
 		}
-		e, err := store.StartEmbedded(cfg.DataDir, "127.0.0.1:0", quiet)
-		if err != nil {
-			return err
+		// A running stepup serves the folder on its socket: talk to it
+		// rather than open the same SQLite files from a second process.
+		if live, ok := store.LiveSocket(cfg.DataDir); ok {
+			uri = live
+		} else {
+			e, err := store.StartEmbedded(cfg.DataDir, "", quiet)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			uri = e.URI()
 		}
-		defer e.Close()
-		uri = e.URI()
 	}
 	db, err := store.Open(ctx, store.Config{URI: uri, MasterKey: cfg.MasterKey, Logger: quiet})
 	if err != nil {
@@ -55,25 +61,28 @@ func admin(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("user %q: %w", name, err)
 	}
-	budget := &mfa.Budget{Store: db.Budgets(), Hinted: true, Now: time.Now}
-	for _, scope := range []string{"pwd|" + u.Username, "mfa|" + u.ID} {
-		if err := budget.Reset(ctx, scope); err != nil {
-			return err
-		}
+	budget := &mfa.Budget{Store: db.Budgets(), Now: time.Now}
+	if err := budget.Reset(ctx, "pwd|"+u.Username); err != nil {
+		return err
+	}
+	if err := db.ForgiveAttempts(ctx, u.ID); err != nil {
+		return err
 	}
 	if args[0] == "unlock" {
 		fmt.Fprintf(os.Stderr, "unlocked %s\n", u.Username)
 		return nil
 	}
 	for _, f := range u.Factors {
+		if _, err := db.RemoveFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, mfa.ErrNotEnrolled) {
+			return err
+		}
 		if f.Credential != nil {
 			if err := db.Ceremonies().ReleaseCredential(ctx, f.Credential.ID); err != nil {
 				return err
 			}
 		}
 	}
-	u.Factors, u.RecoveryCodes = nil, nil
-	if err := db.UpdateUser(ctx, u); err != nil {
+	if err := db.SetRecoveryCodes(ctx, u.ID, nil); err != nil {
 		return err
 	}
 	now := time.Now()

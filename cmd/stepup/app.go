@@ -69,7 +69,7 @@ func (a *App) Open(ctx context.Context) error {
 			a.Config.MasterKey, c.MasterKey = key, key
 		}
 		quiet := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-		e, err := store.StartEmbedded(c.DataDir, "127.0.0.1:0", quiet)
+		e, err := store.StartEmbedded(c.DataDir, "", quiet)
 		if err != nil {
 			return fmt.Errorf("STEPUP_DATA_DIR: %w", err)
 		}
@@ -114,11 +114,11 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	recovery := mfa.NewRecovery(db.UsedRecoveryCodes())
 	budgets := db.Budgets()
-	budget := func(free, limit int, hinted bool) *mfa.Budget {
+	budget := func(free, limit int) *mfa.Budget {
 		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
-			Keep: 30 * 24 * time.Hour, Hinted: hinted, Now: a.Now}
+			Keep: 30 * 24 * time.Hour, Now: a.Now}
 	}
-	totp := mfa.NewTOTP(issuerName(c.Issuer), db.Steps())
+	totp := mfa.NewTOTP(issuerName(c.Issuer))
 	totp.Now = a.Now
 	rp, err := webauthn.New(&webauthn.Config{RPID: c.RPID, RPDisplayName: "stepup", RPOrigins: c.RPOrigins,
 		Timeouts: webauthn.TimeoutsConfig{
@@ -129,7 +129,7 @@ func (a *App) Open(ctx context.Context) error {
 		a.closeStore()
 		return fmt.Errorf("STEPUP_RP_ID/STEPUP_RP_ORIGINS: %w", err)
 	}
-	wa := &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Done: db.FinishedCeremonies(), Users: db,
+	wa := &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Users: db,
 		UserVerification: protocol.UserVerificationRequirement(c.WebAuthnUV),
 		Attestation:      protocol.ConveyancePreference(c.Attestation), TTL: 5 * time.Minute, Now: a.Now}
 	if wa.UserVerification == "" {
@@ -139,8 +139,9 @@ func (a *App) Open(ctx context.Context) error {
 		wa.Attestation = protocol.PreferNoAttestation
 	}
 
-	tokenBudget := budget(5, 5, false)
-	tokenBudget.Keep = 10 * time.Minute
+	pending := db.PendingTokens()
+	tokenBudget := budget(5, 5)
+	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
 	a.server = api.NewServer(api.Config{
 		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
 		CORSOrigins: c.CORSOrigins, IntrospectionClients: c.Introspectors,
@@ -152,11 +153,11 @@ func (a *App) Open(ctx context.Context) error {
 		WebAuthn:      wa,
 		Recovery:      recovery,
 		Events:        db.Events(),
-		UsedTokens:    db.UsedTokens(),
+		Pending:       pending,
 		TokenBudget:   tokenBudget,
-		AccountBudget: budget(5, mfa.NISTMaxFailures, true),
-		LoginBudget:   budget(10, mfa.NISTMaxFailures, true),
-		EnrollBudget:  budget(5, 10, true),
+		AccountBudget: budget(5, mfa.NISTMaxFailures),
+		LoginBudget:   budget(10, mfa.NISTMaxFailures),
+		EnrollBudget:  budget(5, 10),
 		Policy:        mfa.DefaultPolicy,
 		Sessions:      sessions,
 		Issuer:        issuer,

@@ -42,7 +42,7 @@ func URI(tb testing.TB) string {
 			return
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-		e, err := store.StartEmbedded(dir, "127.0.0.1:0", logger)
+		e, err := store.StartEmbedded(dir, "", logger)
 		if err != nil {
 			startErr = err
 			return

@@ -1,0 +1,45 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// migrate brings documents written by earlier versions to the current
+// shape. It is idempotent and runs at every start.
+//
+// Before the store relied on atomic updates, a user's factors were an
+// array rewritten whole with a revision compare-and-set; now they are a map
+// keyed by factor id, changed one field at a time.
+func (db *DB) migrate(ctx context.Context) error {
+	cur, err := db.users().Find(ctx, bson.D{{Key: "factors", Value: bson.D{{Key: "$type", Value: "array"}}}})
+	if err != nil {
+		return opError(err, "migrate: find users with factor arrays")
+	}
+	var old []struct {
+		ID      string      `bson:"_id"`
+		Factors []factorDoc `bson:"factors"`
+	}
+	if err := cur.All(ctx, &old); err != nil {
+		return opError(err, "migrate: read users")
+	}
+	for _, u := range old {
+		m := bson.D{}
+		for _, f := range u.Factors {
+			m = append(m, bson.E{Key: f.ID, Value: f})
+		}
+		_, err := db.users().UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: u.ID}, {Key: "factors", Value: bson.D{{Key: "$type", Value: "array"}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "factors", Value: m}, {Key: "nfactors", Value: int64(len(u.Factors))},
+				{Key: "mfa_fail", Value: int64(0)}}}, {Key: "$unset", Value: bson.D{{Key: "rev", Value: ""}}}})
+		if err != nil {
+			return opError(err, "migrate user %s", u.ID)
+		}
+	}
+	if len(old) > 0 {
+		db.log.Info(fmt.Sprintf("migrated %d users to per-factor documents", len(old)))
+	}
+	return nil
+}
