@@ -11,11 +11,11 @@ import (
 	"github.com/stepup-auth/stepup/mfa"
 )
 
-// recorder writes security events off the request path: a request never
-// waits for, or fails because of, its audit record, and so the time a
+// recorder writes security events off the request path, so the time a
 // response takes does not depend on whether an event was due (which would
-// tell a known username from an unknown one). The queue is bounded; when
-// it is full an event is dropped and that is logged.
+// tell a known username from an unknown one). The queue is bounded; when it
+// is full, a request waits for room (back-pressure) rather than drop an
+// event, and a failed write is retried while the store recovers.
 type recorder struct {
 	store mfa.EventStore
 	queue chan mfa.Event
@@ -23,34 +23,50 @@ type recorder struct {
 	wg    sync.WaitGroup
 }
 
+// recorderWriters write events concurrently; the store serialises nothing
+// between them (each event is its own insert).
+const recorderWriters = 2
+
 func newRecorder(store mfa.EventStore, log func(string, ...any)) *recorder {
 	r := &recorder{store: store, queue: make(chan mfa.Event, 1024), log: log}
 	if store == nil {
 		return r
 	}
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		for e := range r.queue {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.store.AddEvent(ctx, e); err != nil {
-				r.log("security event not recorded", "type", e.Type, "user", e.UserID, "err", err)
+	for range recorderWriters {
+		r.wg.Go(func() {
+			for e := range r.queue {
+				r.write(e)
 			}
-			cancel()
-		}
-	}()
+		})
+	}
 	return r
 }
 
+// write inserts e, retrying for about a minute of store trouble.
+func (r *recorder) write(e mfa.Event) {
+	wait := 100 * time.Millisecond
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := r.store.AddEvent(ctx, e)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 10 {
+			r.log("security event not recorded after 10 tries", "type", e.Type, "user", e.UserID, "err", err)
+			return
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 10*time.Second)
+	}
+}
+
+// add queues e, waiting for room when the queue is full.
 func (r *recorder) add(e mfa.Event) {
 	if r.store == nil {
 		return
 	}
-	select {
-	case r.queue <- e:
-	default:
-		r.log("security event dropped: queue full", "type", e.Type, "user", e.UserID)
-	}
+	r.queue <- e
 }
 
 // close writes what is queued and stops.

@@ -31,18 +31,20 @@ type Events struct{ db *DB }
 // Events returns the security event store.
 func (db *DB) Events() *Events { return &Events{db: db} }
 
-// AddEvent inserts e; it expires after 90 days.
+// AddEvent inserts e; it expires after 90 days. Inserting the same event
+// twice (a retry after a lost answer) is not an error.
 func (ev *Events) AddEvent(ctx context.Context, e mfa.Event) error {
 	_, err := ev.db.db.Collection(colEvents).InsertOne(ctx, eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID,
 		Type: e.Type, Detail: e.Detail, At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()})
-	if err != nil {
+	if err != nil && !isDuplicate(err) {
 		return opError(err, "insert event")
 	}
 	return nil
 }
 
-// Events returns a user's newest events, served by the (user_id, at)
-// index on MongoDB; FerretDB scans, which is why events expire.
+// Events returns a user's newest events: an indexed equality on user_id
+// (the embedded engine too), sorted in memory on the embedded engine and by
+// the index on MongoDB.
 func (ev *Events) Events(ctx context.Context, userID string, limit int) ([]mfa.Event, error) {
 	cur, err := ev.db.db.Collection(colEvents).Find(ctx, bson.M{"user_id": userID},
 		options.Find().SetSort(bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}}).SetLimit(int64(limit)))
