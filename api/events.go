@@ -21,6 +21,7 @@ type recorder struct {
 	queue chan mfa.Event
 	log   func(msg string, args ...any)
 	wg    sync.WaitGroup
+	once  sync.Once
 }
 
 // recorderWriters write events concurrently; the store serialises nothing
@@ -34,26 +35,44 @@ func newRecorder(store mfa.EventStore, log func(string, ...any)) *recorder {
 	}
 	for range recorderWriters {
 		r.wg.Go(func() {
+			batch := make([]mfa.Event, 0, maxEventBatch)
 			for e := range r.queue {
-				r.write(e)
+				// Under load, what queued meanwhile goes in the same
+				// round trip.
+				batch = append(batch[:0], e)
+			drain:
+				for len(batch) < maxEventBatch {
+					select {
+					case e, ok := <-r.queue:
+						if !ok {
+							break drain
+						}
+						batch = append(batch, e)
+					default:
+						break drain
+					}
+				}
+				r.write(batch)
 			}
 		})
 	}
 	return r
 }
 
-// write inserts e, retrying for about a minute of store trouble.
-func (r *recorder) write(e mfa.Event) {
+const maxEventBatch = 64
+
+// write inserts es, retrying for about a minute of store trouble.
+func (r *recorder) write(es []mfa.Event) {
 	wait := 100 * time.Millisecond
 	for try := 1; ; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := r.store.AddEvent(ctx, e)
+		err := r.store.AddEvents(ctx, es)
 		cancel()
 		if err == nil {
 			return
 		}
 		if try == 10 {
-			r.log("security event not recorded after 10 tries", "type", e.Type, "user", e.UserID, "err", err)
+			r.log("security events not recorded after 10 tries", "count", len(es), "err", err)
 			return
 		}
 		time.Sleep(wait)
@@ -69,10 +88,12 @@ func (r *recorder) add(e mfa.Event) {
 	r.queue <- e
 }
 
-// close writes what is queued and stops.
+// close writes what is queued and stops. It may be called more than once.
 func (r *recorder) close() {
-	close(r.queue)
-	r.wg.Wait()
+	r.once.Do(func() {
+		close(r.queue)
+		r.wg.Wait()
+	})
 }
 
 // event records a security event about userID from this request.

@@ -38,7 +38,9 @@ type Event struct {
 
 // EventStore keeps events. It is implemented by store.
 type EventStore interface {
-	AddEvent(ctx context.Context, e Event) error
+	// AddEvents stores events; storing one that exists already (a retry) is
+	// not an error.
+	AddEvents(ctx context.Context, es []Event) error
 	// Events returns a user's newest events first, at most limit.
 	Events(ctx context.Context, userID string, limit int) ([]Event, error)
 }

@@ -64,7 +64,11 @@ func StartEmbedded(dir, tcp string, logger *slog.Logger) (*Embedded, error) {
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: sock, TCP: tcp},
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		// WAL with synchronous=NORMAL: a commit is durable against a crash
+		// of the process, and fsyncs at checkpoints rather than at every
+		// commit — like MongoDB's default write concern, which does not
+		// wait for the journal (a power cut may lose the last ~100 ms).
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(NORMAL)",
 		Logger:    logger,
 	})
 	if err != nil {

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/stepup-auth/stepup/mfa"
@@ -31,13 +33,17 @@ type Events struct{ db *DB }
 // Events returns the security event store.
 func (db *DB) Events() *Events { return &Events{db: db} }
 
-// AddEvent inserts e; it expires after 90 days. Inserting the same event
-// twice (a retry after a lost answer) is not an error.
-func (ev *Events) AddEvent(ctx context.Context, e mfa.Event) error {
-	_, err := ev.db.db.Collection(colEvents).InsertOne(ctx, eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID,
-		Type: e.Type, Detail: e.Detail, At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()})
-	if err != nil && !isDuplicate(err) {
-		return opError(err, "insert event")
+// AddEvents inserts events in one round trip; each expires after 90 days.
+// Inserting an event twice (a retry after a lost answer) is not an error.
+func (ev *Events) AddEvents(ctx context.Context, es []mfa.Event) error {
+	docs := make([]any, len(es))
+	for i, e := range es {
+		docs[i] = eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID, Type: e.Type, Detail: e.Detail,
+			At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()}
+	}
+	_, err := ev.db.db.Collection(colEvents).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err != nil && !onlyDuplicates(err) {
+		return opError(err, "insert events")
 	}
 	return nil
 }
@@ -60,4 +66,19 @@ func (ev *Events) Events(ctx context.Context, userID string, limit int) ([]mfa.E
 		out[i] = mfa.Event{ID: d.ID, UserID: d.UserID, SessionID: d.SessionID, Type: d.Type, Detail: d.Detail, At: d.At, IP: d.IP, UserAgent: d.UserAgent}
 	}
 	return out, nil
+}
+
+// onlyDuplicates reports whether every write error of a bulk insert is a
+// duplicate key.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
 }

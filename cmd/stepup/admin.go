@@ -89,8 +89,8 @@ func admin(ctx context.Context, args []string) error {
 	if err := db.Sessions().RevokeUserSessions(ctx, u.ID, "", now); err != nil {
 		return err
 	}
-	if err := db.Events().AddEvent(ctx, mfa.Event{ID: fmt.Sprintf("admin-%d", now.UnixNano()), UserID: u.ID,
-		Type: mfa.EventAdminReset, Detail: "factors, recovery codes and sessions removed", At: now}); err != nil {
+	if err := db.Events().AddEvents(ctx, []mfa.Event{{ID: fmt.Sprintf("admin-%d", now.UnixNano()), UserID: u.ID,
+		Type: mfa.EventAdminReset, Detail: "factors, recovery codes and sessions removed", At: now}}); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "reset %s: second factors and recovery codes removed, sessions ended, locks lifted\n", u.Username)
