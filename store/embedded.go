@@ -62,8 +62,8 @@ func StartEmbedded(dir, tcp string, logger *slog.Logger) (*Embedded, error) {
 		_ = os.Remove(sock)
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{Unix: sock, TCP: tcp},
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{Unix: sock, TCP: tcp},
+		Handler:  "sqlite",
 		// WAL with synchronous=NORMAL: a commit is durable against a crash
 		// of the process, and fsyncs at checkpoints rather than at every
 		// commit — like MongoDB's default write concern, which does not
