@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -88,12 +87,6 @@ func accessClaims(c *gin.Context) tokens.AccessClaims {
 
 func pendingClaims(c *gin.Context) tokens.PendingClaims {
 	return c.MustGet(ctxPending).(tokens.PendingClaims)
-}
-
-// fresh reports whether the caller's authentication is at least acr and no
-// older than maxAge.
-func (s *Server) fresh(a tokens.AccessClaims, acr string, maxAge time.Duration) bool {
-	return s.Policy.Satisfies(a.ACR, acr) && s.Now().Sub(a.AuthTime) <= maxAge
 }
 
 // caller loads the user the access token names. On failure it records the

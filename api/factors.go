@@ -22,6 +22,11 @@ import (
 	"github.com/stepup-auth/stepup/tokens"
 )
 
+// errLastFactor refuses to remove the last second factor unless asked
+// for explicitly.
+var errLastFactor = problem(http.StatusConflict, "last_factor",
+	"this is the last second factor: removing it leaves only the password; repeat with ?last=true to remove it")
+
 const (
 	maxFactors       = 20
 	maxNameLen       = 64
@@ -92,13 +97,12 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	ac := accessClaims(c)
 	ctx := c.Request.Context()
 	u := s.caller(c)
 	if u == nil {
 		return
 	}
-	if err := s.mayEnroll(ac, u); err != nil {
+	if err := s.mayEnroll(c, u); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -113,7 +117,7 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 		return
 	}
 	now := s.Now()
-	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret}
+	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret, AddedBy: accessClaims(c).Session}
 	if err := s.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow)); err != nil {
 		_ = c.Error(err)
 		return
@@ -123,28 +127,16 @@ func (s *Server) enrollTOTP(c *gin.Context) {
 		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)})
 }
 
-// mayEnroll applies the enrollment policy: the first factor needs any
-// session; another needs aal2 or better within FreshAuth (RFC 9470
-// challenge otherwise). A user has at most maxFactors factors. The same
-// check runs again when an enrollment is confirmed: a factor the user
-// confirmed meanwhile raises the bar for one started before it.
-func (s *Server) mayEnroll(ac tokens.AccessClaims, u *mfa.User) error {
+// mayEnroll applies the enrollment policy (mfa.Policy.Requires): the first
+// factor needs any session; another needs a fresh aal2 (RFC 9470 challenge
+// otherwise). A user has at most maxFactors factors. Confirmation asks the
+// policy again, so a factor the user confirmed meanwhile raises the bar for
+// an enrollment started before it.
+func (s *Server) mayEnroll(c *gin.Context, u *mfa.User) error {
 	if len(pruneUnconfirmed(u.Factors, s.Now())) >= maxFactors {
 		return mfa.ErrTooManyFactors
 	}
-	return s.mayActivate(ac, u)
-}
-
-// mayActivate is the level part of the enrollment policy.
-func (s *Server) mayActivate(ac tokens.AccessClaims, u *mfa.User) error {
-	if len(u.Confirmed("")) == 0 {
-		return nil
-	}
-	want := s.Policy.Levels[1]
-	if !s.fresh(ac, want, s.cfg.FreshAuth) {
-		return insufficient(want, int(s.cfg.FreshAuth/time.Second))
-	}
-	return nil
+	return s.require(c, u, mfa.ChangeEnroll, nil)
 }
 
 // confirmTOTP activates a TOTP factor with a code from the app:
@@ -171,7 +163,7 @@ func (s *Server) confirmTOTP(c *gin.Context) {
 		_ = c.Error(mfa.ErrAlreadyConfirmed)
 		return
 	}
-	if err := s.mayActivate(ac, u); err != nil {
+	if err := s.require(c, u, mfa.ChangeEnroll, nil); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -308,6 +300,10 @@ func (s *Server) renameFactor(c *gin.Context) {
 	if f == nil {
 		return
 	}
+	if err := s.require(c, u, mfa.ChangeRename, f); err != nil {
+		_ = c.Error(err)
+		return
+	}
 	f.Name = name
 	if err := s.Users.RenameFactor(ctx, u.ID, f.ID, name); err != nil {
 		_ = c.Error(err)
@@ -316,19 +312,30 @@ func (s *Server) renameFactor(c *gin.Context) {
 	writeJSON(c, http.StatusOK, viewFactor(f))
 }
 
-// removeFactor is DELETE /v1/me/factors/{id}. It needs aal2 or better
-// within FreshAuth (RFC 9470 challenge otherwise), so a lower-assurance
-// session cannot delete a credential (Keycloak can).
+// removeFactor is DELETE /v1/me/factors/{id}. It needs what the policy
+// says (mfa.Policy.Requires: fresh at the level the factor provides, so an
+// aal2 session cannot remove a device-bound key; a session older than the
+// factor may undo it for a while). Removing the last second factor leaves
+// the password alone, so it must be asked for explicitly with ?last=true,
+// and is recorded as its own security event.
 func (s *Server) removeFactor(c *gin.Context) {
 	ac := accessClaims(c)
-	want := s.Policy.Levels[1]
-	if !s.fresh(ac, want, s.cfg.FreshAuth) {
-		_ = c.Error(insufficient(want, int(s.cfg.FreshAuth/time.Second)))
+	last := c.Query("last")
+	if last != "" && last != "true" {
+		_ = c.Error(badRequest("last must be true or absent"))
 		return
 	}
 	ctx := c.Request.Context()
 	u, f := s.callerFactor(c)
 	if f == nil {
+		return
+	}
+	if err := s.require(c, u, mfa.ChangeRemove, f); err != nil {
+		_ = c.Error(err)
+		return
+	}
+	if f.Confirmed && len(u.Confirmed("")) == 1 && last != "true" {
+		_ = c.Error(errLastFactor)
 		return
 	}
 	got, err := s.Users.RemoveFactor(ctx, u.ID, f.ID)
@@ -342,6 +349,9 @@ func (s *Server) removeFactor(c *gin.Context) {
 		u.RecoveryCodes = nil // the store dropped them: they stood in for a second factor that no longer exists
 	}
 	s.event(c, u.ID, ac.Session, mfa.EventFactorRemoved, string(removed.Kind)+" "+removed.ID)
+	if removed.Confirmed && len(u.Confirmed("")) == 0 {
+		s.event(c, u.ID, ac.Session, mfa.EventLastFactorRemoved, "only the password is left")
+	}
 	if err := s.afterRemoval(c, u, ac); err != nil {
 		_ = c.Error(err)
 		return
@@ -354,9 +364,9 @@ func (s *Server) removeFactor(c *gin.Context) {
 	c.Status(http.StatusNoContent)
 }
 
-// afterRemoval ends the user's other sessions and downgrades the caller's:
-// methods the user no longer has leave its amr, and its acr falls to what
-// remains, so no token issued afterwards names a removed method.
+// afterRemoval ends the user's other sessions and downgrades the caller's
+// to what it still proves (mfa.Policy.AfterRemoval), so no token issued
+// afterwards names a removed method.
 func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaims) error {
 	ctx := c.Request.Context()
 	now := s.Now()
@@ -364,47 +374,11 @@ func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaim
 		return err
 	}
 	sess := c.MustGet(ctxSession).(*tokens.Session)
-	have := map[string]bool{mfa.AMRPassword: true, mfa.AMRUser: true}
-	for _, f := range u.Confirmed("") {
-		switch {
-		case f.Kind == mfa.KindTOTP:
-			have[mfa.AMROTP] = true
-		case f.Credential != nil && f.Credential.BackupEligible:
-			have[mfa.AMRSoftware] = true
-		case f.Credential != nil:
-			have[mfa.AMRHardware] = true
-		}
-	}
-	if len(u.RecoveryCodes) > 0 {
-		have[mfa.AMRRecovery] = true
-	}
-	var amr []string
-	second := false
-	for _, m := range sess.AMR {
-		if have[m] {
-			amr = append(amr, m)
-			second = second || (m != mfa.AMRPassword && m != mfa.AMRUser)
-		}
-	}
-	// "user" is verification by an authenticator; without a key left in the
-	// amr it names nothing.
-	if !slices.Contains(amr, mfa.AMRHardware) && !slices.Contains(amr, mfa.AMRSoftware) {
-		amr = slices.DeleteFunc(amr, func(m string) bool { return m == mfa.AMRUser })
-	}
-	acr := sess.ACR
-	switch {
-	case !second:
-		acr = s.Policy.Levels[0]
-	case !slices.Contains(amr, mfa.AMRHardware) && s.Policy.Level(acr) > 1:
-		acr = s.Policy.Levels[1]
-	}
-	if second {
-		amr = append(amr, mfa.AMRMFA)
-	}
-	if acr == sess.ACR && slices.Equal(amr, sess.AMR) {
+	a := s.Policy.AfterRemoval(sess.AMR, u)
+	if a.ACR == sess.ACR && slices.Equal(a.AMR, sess.AMR) {
 		return nil
 	}
-	_, err := s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, acr, amr, now)
+	_, err := s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, a.ACR, a.AMR, now)
 	return err
 }
 

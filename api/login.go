@@ -114,40 +114,24 @@ func (s *Server) login(c *gin.Context) {
 
 	// A user with any confirmed factor must answer a second one, even when
 	// none is usable now (a flagged key): then only recovery codes or an
-	// administrator's reset get them in, never the password alone.
-	factors := offeredFactors(u)
+	// administrator's reset get them in, never the password alone. What is
+	// offered is the policy's answer, the same function a step-up asks.
 	if len(u.Confirmed("")) == 0 {
 		s.complete(c, u.ID, s.Now(), s.Policy.PasswordOnly(), http.StatusOK)
 		return
 	}
-	tok, claims, err := s.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: []string{mfa.AMRPassword}})
+	have := []string{mfa.AMRPassword}
+	tok, claims, err := s.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have})
 	if err != nil {
 		_ = c.Error(err)
 		return
 	}
+	factors := s.Policy.Offered(u, s.Policy.Levels[1], have)
 	if factors == nil {
 		factors = []string{}
 	}
 	writeJSON(c, http.StatusOK, mfaRequired{Status: "mfa_required", MFAToken: tok,
 		ExpiresIn: ttl(claims.Expiry, s.Now()), Factors: factors})
-}
-
-// offeredFactors lists the kinds of confirmed factor a user can answer with.
-func offeredFactors(u *mfa.User) []string {
-	var out []string
-	if len(u.Confirmed(mfa.KindTOTP)) > 0 {
-		out = append(out, string(mfa.KindTOTP))
-	}
-	for _, f := range u.Confirmed(mfa.KindWebAuthn) {
-		if f.Credential != nil && !f.Credential.Flagged {
-			out = append(out, string(mfa.KindWebAuthn))
-			break
-		}
-	}
-	if len(out) > 0 && len(u.RecoveryCodes) > 0 {
-		out = append(out, mfa.KindRecovery)
-	}
-	return out
 }
 
 // upgradeHash re-hashes a password whose stored cost parameters are out of

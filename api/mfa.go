@@ -52,7 +52,7 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 		return
 	}
 	pc := pendingClaims(c)
-	if err := s.reaches(pc, s.Policy.PasswordTOTP()); err != nil {
+	if err := s.reaches(pc, string(mfa.KindTOTP)); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -78,7 +78,7 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("totp", "success").Inc()
-	s.finishSecondFactor(c, pc, u, s.Policy.PasswordTOTP())
+	s.finishSecondFactor(c, pc, u, mfa.AMROTP)
 }
 
 // spendAttempt counts an attempt on the mfa_token's budget (a spent or
@@ -116,11 +116,11 @@ func (s *Server) spendAttempt(c *gin.Context, pc tokens.PendingClaims) (*mfa.Use
 	return u, nil
 }
 
-// reaches refuses, before any attempt is spent, a factor that cannot reach
-// the level a step-up mfa_token asks for (TOTP and recovery codes never
-// reach aal3).
-func (s *Server) reaches(pc tokens.PendingClaims, best mfa.Assurance) error {
-	if pc.ACR != "" && !s.Policy.Satisfies(best.ACR, pc.ACR) {
+// reaches refuses, before any attempt is spent, a kind of factor that
+// cannot reach, on top of what the mfa_token carries as still counted, the
+// level a step-up asks for (TOTP and recovery codes never reach aal3).
+func (s *Server) reaches(pc tokens.PendingClaims, kind string) error {
+	if pc.ACR != "" && !s.Policy.CanReach(kind, pc.AMR, pc.ACR) {
 		return problem(http.StatusForbidden, "unmet_authentication_requirements",
 			"that factor cannot reach the requested authentication level")
 	}
@@ -128,12 +128,13 @@ func (s *Server) reaches(pc tokens.PendingClaims, best mfa.Assurance) error {
 }
 
 // finishSecondFactor consumes the mfa_token and issues tokens: a new
-// session after a password, or the same session raised after a step-up.
-// The factor's use and the account's budget reset were recorded by the
-// update that accepted the factor.
-func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, u *mfa.User, a mfa.Assurance) {
+// session after a password, or the same session raised after a step-up,
+// at the level of what the token still counted and this factor proved
+// (mfa.Policy.Assess). The factor's use and the account's budget reset were
+// recorded by the update that accepted the factor.
+func (s *Server) finishSecondFactor(c *gin.Context, pc tokens.PendingClaims, u *mfa.User, proved ...string) {
 	ctx := c.Request.Context()
-	a, err := s.stepupAssurance(pc, a)
+	a, err := s.assess(pc, proved...)
 	if err != nil {
 		_ = c.Error(err)
 		return

@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -36,25 +34,11 @@ func (s *Server) changePassword(c *gin.Context) {
 	if u == nil {
 		return
 	}
-	if len(u.Confirmed("")) > 0 && !s.fresh(ac, s.Policy.Levels[1], s.cfg.FreshAuth) {
-		_ = c.Error(insufficient(s.Policy.Levels[1], int(s.cfg.FreshAuth/time.Second)))
-		return
-	}
-	attempt, err := s.LoginBudget.Take(ctx, "pwd|"+u.Username)
-	if err != nil {
-		s.throttled(err)
+	if err := s.require(c, u, mfa.ChangePassword, nil); err != nil {
 		_ = c.Error(err)
 		return
 	}
-	cur, _ := mfa.NormalizePassword(req.CurrentPassword)
-	if _, err := s.Password.Verify(ctx, u.PasswordHash, cur); err != nil {
-		if errors.Is(err, mfa.ErrBadCredentials) {
-			s.event(c, u.ID, ac.Session, mfa.EventLoginFailure, "password change")
-		}
-		_ = c.Error(notTheToken(err))
-		return
-	}
-	if err := s.LoginBudget.Succeed(ctx, attempt); err != nil {
+	if err := s.checkPassword(c, u, req.CurrentPassword, ac.Session, "password change"); err != nil {
 		_ = c.Error(err)
 		return
 	}

@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -22,7 +21,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 		return
 	}
 	pc := pendingClaims(c)
-	if err := s.reaches(pc, s.Policy.PasswordRecovery()); err != nil {
+	if err := s.reaches(pc, mfa.KindRecovery); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -50,7 +49,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 	}
 	c.Set(ctxRecoveryLeft, left)
 	s.event(c, u.ID, pc.Session, mfa.EventRecoveryUsed, strconv.Itoa(left)+" left")
-	s.finishSecondFactor(c, pc, u, s.Policy.PasswordRecovery())
+	s.finishSecondFactor(c, pc, u, mfa.AMRRecovery)
 }
 
 // newRecoveryCodes is POST /v1/me/recovery-codes: a new set replaces the
@@ -61,13 +60,12 @@ func (s *Server) newRecoveryCodes(c *gin.Context) {
 		return
 	}
 	ac := accessClaims(c)
-	want := s.Policy.Levels[1]
-	if !s.fresh(ac, want, s.cfg.FreshAuth) {
-		_ = c.Error(insufficient(want, int(s.cfg.FreshAuth/time.Second)))
-		return
-	}
 	u := s.caller(c)
 	if u == nil {
+		return
+	}
+	if err := s.require(c, u, mfa.ChangeRecoveryCodes, nil); err != nil {
+		_ = c.Error(err)
 		return
 	}
 	if len(u.Confirmed("")) == 0 {

@@ -28,9 +28,6 @@ type Config struct {
 	Audiences   []string // aud of access tokens; the first is this API's own
 	SignupOpen  bool
 	CORSOrigins []string
-	// FreshAuth is how recent auth_time must be for sensitive changes
-	// (enrolling another factor while one exists).
-	FreshAuth time.Duration
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed
 	// for the client address in security events; none by default.
 	TrustedProxies []string
@@ -83,9 +80,6 @@ func NewServer(cfg Config, d Deps) *Server {
 	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
-	}
-	if cfg.FreshAuth == 0 {
-		cfg.FreshAuth = 10 * time.Minute
 	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d, cfg: cfg, log: d.Logger, engine: gin.New(), m: newMetrics(d.Registry)}

@@ -13,14 +13,22 @@ import (
 )
 
 type stepupRequest struct {
-	ACRValues string `json:"acr_values"`
-	MaxAge    *int64 `json:"max_age,omitempty"`
+	ACRValues string  `json:"acr_values"`
+	MaxAge    *int64  `json:"max_age,omitempty"`
+	Password  *string `json:"password,omitempty"`
 }
 
 // stepup is POST /v1/stepup (RFC 9470 §4, OIDC acr_values/max_age
 // semantics). If the session already meets the request, it answers with a
 // new access token at once; otherwise with an mfa_token bound to the same
 // session that offers only the factors able to reach the level.
+//
+// What the session proved counts towards the new level only while its
+// authentication is within max_age; after that the step-up must prove a
+// whole multi-factor authentication again: a key that verifies its user, or
+// the password (re-entered in this request, counted against the password
+// budget) and a second factor. The answer says password_required when only
+// the latter can reach the level.
 func (s *Server) stepup(c *gin.Context) {
 	var req stepupRequest
 	if err := decode(c, &req); err != nil {
@@ -36,10 +44,15 @@ func (s *Server) stepup(c *gin.Context) {
 		_ = c.Error(badRequest("max_age must be a number of seconds from 0 to one year"))
 		return
 	}
+	var maxAge *time.Duration
+	if req.MaxAge != nil {
+		d := time.Duration(*req.MaxAge) * time.Second
+		maxAge = &d
+	}
 	sess := c.MustGet(ctxSession).(*tokens.Session)
 	now := s.Now()
-	fresh := req.MaxAge == nil || now.Sub(sess.AuthTime) <= time.Duration(*req.MaxAge)*time.Second
-	if s.Policy.Satisfies(sess.ACR, want) && fresh {
+	fresh := maxAge == nil || now.Sub(sess.AuthTime) <= *maxAge
+	if s.Policy.Satisfies(sess.ACR, want) && fresh && req.Password == nil {
 		s.m.stepups.WithLabelValues(want, sess.ACR).Inc()
 		s.respondTokens(c, sess, "", http.StatusOK)
 		return
@@ -50,16 +63,25 @@ func (s *Server) stepup(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
-	factors := s.Policy.Reachable(u, want)
+	have := mfa.Counted(sess.AMR, sess.AuthTime, maxAge, now)
+	if req.Password != nil {
+		if err := s.checkPassword(c, u, *req.Password, sess.ID, "step-up"); err != nil {
+			_ = c.Error(err)
+			return
+		}
+		have = append(have, mfa.AMRPassword)
+	}
+	factors := s.Policy.Offered(u, want, have)
 	if len(factors) == 0 {
+		if req.Password == nil && len(s.Policy.Offered(u, want, append(have, mfa.AMRPassword))) > 0 {
+			_ = c.Error(errPasswordRequired)
+			return
+		}
 		_ = c.Error(problem(http.StatusForbidden, "unmet_authentication_requirements",
 			"no enrolled factor can reach the requested authentication level"))
 		return
 	}
-	pending := tokens.PendingClaims{Subject: u.ID, Session: sess.ID, ACR: want}
-	if slices.Contains(sess.AMR, mfa.AMRPassword) {
-		pending.AMR = []string{mfa.AMRPassword}
-	}
+	pending := tokens.PendingClaims{Subject: u.ID, Session: sess.ID, ACR: want, AMR: have}
 	if req.MaxAge != nil {
 		pending.MaxAge = *req.MaxAge
 	}
@@ -92,13 +114,12 @@ func (s *Server) lowestACR(values string) (string, error) {
 	return s.Policy.Levels[best], nil
 }
 
-// stepupAssurance adjusts what a second factor proved for the mfa_token it
-// answered: pwd only when the password was proved in this flow, and the
-// level must reach what a step-up asked for.
-func (s *Server) stepupAssurance(pc tokens.PendingClaims, a mfa.Assurance) (mfa.Assurance, error) {
-	if !slices.Contains(pc.AMR, mfa.AMRPassword) {
-		a.AMR = slices.DeleteFunc(slices.Clone(a.AMR), func(m string) bool { return m == mfa.AMRPassword })
-	}
+// assess combines what the mfa_token carries as still counted (the
+// password just checked, or what a stepped-up session proved within
+// max_age) with what this ceremony proved, and refuses a result below the
+// level a step-up asked for.
+func (s *Server) assess(pc tokens.PendingClaims, proved ...string) (mfa.Assurance, error) {
+	a := s.Policy.Assess(append(slices.Clone(pc.AMR), proved...)...)
 	if pc.ACR != "" && !s.Policy.Satisfies(a.ACR, pc.ACR) {
 		return a, problem(http.StatusForbidden, "unmet_authentication_requirements",
 			"that factor cannot reach the requested authentication level")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -70,7 +71,7 @@ func (s *Server) webauthnRegisterOptions(c *gin.Context) {
 	if u == nil {
 		return
 	}
-	if err := s.mayEnroll(ac, u); err != nil {
+	if err := s.mayEnroll(c, u); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -101,7 +102,7 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 	if u == nil {
 		return
 	}
-	if err := s.mayEnroll(ac, u); err != nil {
+	if err := s.mayEnroll(c, u); err != nil {
 		_ = c.Error(err)
 		return
 	}
@@ -115,7 +116,8 @@ func (s *Server) webauthnRegister(c *gin.Context) {
 		_ = c.Error(notTheToken(ceremonyFailed(err)))
 		return
 	}
-	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: s.Now(), Credential: cred}
+	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: s.Now(), Credential: cred,
+		AddedBy: ac.Session}
 	first := len(u.Confirmed("")) == 0
 	u.Factors = append(u.Factors, f)
 	if err := s.Users.AddFactor(ctx, u.ID, f, maxFactors, s.Now().Add(-enrollmentWindow)); err != nil {
@@ -150,8 +152,12 @@ func (s *Server) webauthnOptions(c *gin.Context) {
 		_ = c.Error(err)
 		return
 	}
+	// A step-up to the top level offers only device-bound keys; when nothing
+	// known counts any more (no password in this flow), the key must verify
+	// its user to be a second factor of its own.
 	deviceBound := pc.ACR != "" && s.Policy.Level(pc.ACR) >= 2
-	assertion, err := s.WebAuthn.BeginLogin(ctx, u, pc.ID, deviceBound)
+	requireUV := !slices.Contains(pc.AMR, mfa.AMRPassword) && !slices.Contains(pc.AMR, mfa.AMRUser)
+	assertion, err := s.WebAuthn.BeginLogin(ctx, u, pc.ID, deviceBound, requireUV)
 	if err != nil {
 		_ = c.Error(err)
 		return
@@ -182,7 +188,7 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 		return
 	}
 	s.m.verifies.WithLabelValues("webauthn", "success").Inc()
-	s.finishSecondFactor(c, pc, u, s.Policy.PasswordWebAuthn(a))
+	s.finishSecondFactor(c, pc, u, a.Methods()...)
 }
 
 // passkeyOptions is POST /v1/passkeys/options: a usernameless ceremony.

@@ -7,20 +7,23 @@ import (
 
 // Security event types.
 const (
-	EventLoginSuccess    = "login.success"
-	EventLoginFailure    = "login.failure"
-	EventMFAFailure      = "mfa.failure"
-	EventFactorAdded     = "factor.added"
-	EventFactorRemoved   = "factor.removed"
-	EventStepUp          = "session.step_up"
-	EventRecoveryUsed    = "recovery_code.used"
-	EventRecoveryNew     = "recovery_codes.replaced"
-	EventRefreshReuse    = "refresh_token.reused"
-	EventLockout         = "account.throttled"
-	EventLogout          = "session.logout"
-	EventSessionRevoked  = "session.revoked"
-	EventPasswordChanged = "password.changed"
-	EventAdminReset      = "account.reset"
+	EventLoginSuccess  = "login.success"
+	EventLoginFailure  = "login.failure"
+	EventMFAFailure    = "mfa.failure"
+	EventFactorAdded   = "factor.added"
+	EventFactorRemoved = "factor.removed"
+	// EventLastFactorRemoved follows EventFactorRemoved when no second
+	// factor is left: the account is back to the password alone.
+	EventLastFactorRemoved = "factor.last_removed"
+	EventStepUp            = "session.step_up"
+	EventRecoveryUsed      = "recovery_code.used"
+	EventRecoveryNew       = "recovery_codes.replaced"
+	EventRefreshReuse      = "refresh_token.reused"
+	EventLockout           = "account.throttled"
+	EventLogout            = "session.logout"
+	EventSessionRevoked    = "session.revoked"
+	EventPasswordChanged   = "password.changed"
+	EventAdminReset        = "account.reset"
 )
 
 // Event is one security-relevant thing that happened to an account. It

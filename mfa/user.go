@@ -38,6 +38,8 @@ type Factor struct {
 	Confirmed  bool
 	CreatedAt  time.Time
 	LastUsedAt time.Time // zero until first use
+	// AddedBy is the session that enrolled the factor.
+	AddedBy string
 	// LastStep is the last accepted TOTP time step; a code is accepted only
 	// for a later step (RFC 6238 §5.2), so each is accepted once.
 	LastStep int64

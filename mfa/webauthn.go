@@ -219,13 +219,19 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding stri
 
 // BeginLogin starts a second-factor assertion for u (§7.2), listing u's
 // usable credentials — only device-bound ones when deviceBound is set (a
-// step-up to aal3) — bound to the mfa_token id.
-func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string, deviceBound bool) (*protocol.CredentialAssertion, error) {
+// step-up to aal3) — bound to the mfa_token id. With requireUV the
+// ceremony requires user verification whatever the configuration says (the
+// key is then the only factor of this authentication).
+func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string, deviceBound, requireUV bool) (*protocol.CredentialAssertion, error) {
 	wu := newWebUserBound(u, deviceBound)
 	if len(wu.creds) == 0 {
 		return nil, ErrNotEnrolled
 	}
-	assertion, sess, err := w.RP.BeginLogin(wu, webauthn.WithUserVerification(w.UserVerification))
+	uv := w.UserVerification
+	if requireUV {
+		uv = protocol.VerificationRequired
+	}
+	assertion, sess, err := w.RP.BeginLogin(wu, webauthn.WithUserVerification(uv))
 	if err != nil {
 		return nil, fmt.Errorf("mfa: begin login: %w", err)
 	}

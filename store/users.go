@@ -41,6 +41,7 @@ type factorDoc struct {
 	CreatedAt  time.Time `bson:"created_at"`
 	LastUsedAt time.Time `bson:"last_used_at,omitempty"`
 	LastStep   int64     `bson:"last_step"`
+	AddedBy    string    `bson:"added_by,omitempty"`
 	Secret     []byte    `bson:"secret,omitempty"` // sealed
 	Credential *credDoc  `bson:"credential,omitempty"`
 }
@@ -338,7 +339,7 @@ func (db *DB) factorToDoc(userID string, f *mfa.Factor) (*factorDoc, error) {
 		return nil, errors.New("store: factor id must be non-empty without '.' or '$'")
 	}
 	fd := &factorDoc{ID: f.ID, Kind: string(f.Kind), Name: f.Name, Confirmed: f.Confirmed,
-		CreatedAt: f.CreatedAt.UTC(), LastStep: f.LastStep}
+		CreatedAt: f.CreatedAt.UTC(), LastStep: f.LastStep, AddedBy: f.AddedBy}
 	if !f.LastUsedAt.IsZero() {
 		fd.LastUsedAt = f.LastUsedAt.UTC()
 	}
@@ -365,7 +366,7 @@ func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 	for _, key := range slices.Sorted(maps.Keys(doc.Factors)) {
 		fd := doc.Factors[key]
 		f := mfa.Factor{ID: fd.ID, Kind: mfa.Kind(fd.Kind), Name: fd.Name, Confirmed: fd.Confirmed,
-			CreatedAt: fd.CreatedAt, LastUsedAt: fd.LastUsedAt, LastStep: fd.LastStep}
+			CreatedAt: fd.CreatedAt, LastUsedAt: fd.LastUsedAt, LastStep: fd.LastStep, AddedBy: fd.AddedBy}
 		if len(fd.Secret) > 0 {
 			plain, err := db.seal.open(fd.Secret, secretAD(doc.ID, fd.ID))
 			if err != nil {

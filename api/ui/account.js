@@ -79,7 +79,11 @@ function renderFactors(list) {
   ul.replaceChildren();
   $('factors-empty').hidden = factors.length > 0;
   const tpl = $('factor-item');
+  const confirmed = factors.filter((f) => f.confirmed).length;
   for (const f of factors) {
+    // Removing the last second factor leaves the password alone: the
+    // question says so, and the request says it was meant (?last=true).
+    f.last = f.confirmed && confirmed === 1;
     const li = tpl.content.firstElementChild.cloneNode(true);
     li.dataset.id = f.id;
     li.dataset.kind = f.kind;
@@ -94,8 +98,9 @@ function renderFactors(list) {
     li.querySelector('.rename').setAttribute('aria-label', `Rename ${label}`);
     li.querySelector('.remove').setAttribute('aria-label', `Remove ${label}`);
     li.querySelector('.rename-input').value = f.name;
-    li.querySelector('.remove-question').textContent =
-      `Remove “${f.name}”? You will no longer be able to sign in with it.`;
+    li.querySelector('.remove-question').textContent = f.last
+      ? `Remove “${f.name}”? It is your last second factor: you will sign in with your password alone.`
+      : `Remove “${f.name}”? You will no longer be able to sign in with it.`;
     wireFactor(li, f);
     ul.append(li);
   }
@@ -141,8 +146,9 @@ function wireFactor(li, f) {
     focus(q('.remove'));
   });
   q('.remove-yes').addEventListener('click', () => busy(async () => {
-    const removed = await withStepUp(() => api('DELETE', `/v1/me/factors/${encodeURIComponent(f.id)}`, { token: 'access' }),
-      `Removing “${f.name}” needs a recent sign-in with a second factor.`);
+    const last = f.last ? '?last=true' : '';
+    const removed = await withStepUp(() => api('DELETE', `/v1/me/factors/${encodeURIComponent(f.id)}${last}`, { token: 'access' }),
+      `Removing “${f.name}” needs a recent sign-in at the level it provides.`);
     if (removed === stepUpNeeded) {
       confirm.hidden = true;
       return;
@@ -201,6 +207,8 @@ function parseChallenge(header) {
 
 $('stepup-cancel').addEventListener('click', () => {
   $('stepup').hidden = true;
+  $('stepup-password-row').hidden = true;
+  $('stepup-password').value = '';
   $('factors-title').setAttribute('tabindex', '-1');
   focus($('factors-title'));
 });

@@ -225,7 +225,34 @@ $('mfa-cancel').addEventListener('click', () => {
 
 on('stepup-confirm', 'click', async () => {
   const want = state.stepUp || { acr: 'aal2', maxAge: 300 };
-  const r = await api('POST', '/v1/stepup', { body: { acr_values: want.acr, max_age: want.maxAge }, token: 'access' });
+  const body = { acr_values: want.acr, max_age: want.maxAge };
+  const row = $('stepup-password-row');
+  if (!row.hidden) {
+    body.password = $('stepup-password').value;
+    if (!body.password) {
+      say('Enter your password.', 'error');
+      focus($('stepup-password'));
+      return;
+    }
+  }
+  let r;
+  try {
+    r = await api('POST', '/v1/stepup', { body, token: 'access' });
+  } catch (err) {
+    // The sign-in is older than the change allows: the password is asked
+    // for again, with the second factor after it.
+    if (err.code === 'password_required' || (err.code === 'invalid_credentials' && !row.hidden)) {
+      row.hidden = false;
+      $('stepup-password').value = '';
+      focus($('stepup-password'));
+      say(err.code === 'password_required' ? 'Enter your password, then confirm with a second factor.'
+        : 'That password is not right. Try again.', 'error');
+      return;
+    }
+    throw err;
+  }
+  row.hidden = true;
+  $('stepup-password').value = '';
   state.steppingUp = true;
   if (r.status === 'authenticated') {
     await signedIn(r, false);

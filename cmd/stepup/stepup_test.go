@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,8 +89,9 @@ func suEnroll(tb testing.TB, a *testApp, name string) (loginResult, []byte, []st
 }
 
 type suStepupBody struct {
-	ACRValues string `json:"acr_values"`
-	MaxAge    *int64 `json:"max_age,omitempty"`
+	ACRValues string  `json:"acr_values"`
+	MaxAge    *int64  `json:"max_age,omitempty"`
+	Password  *string `json:"password,omitempty"`
 }
 
 func TestStepUpLoop(t *testing.T) {
@@ -108,7 +110,7 @@ func TestStepUpLoop(t *testing.T) {
 	// 2. The client steps up through the service, as the challenge says.
 	maxAge := int64(300)
 	var pending loginResult
-	a.post(t, "/v1/stepup", l.AccessToken, suStepupBody{"aal2", &maxAge}).decode(t, http.StatusOK, &pending)
+	a.post(t, "/v1/stepup", l.AccessToken, suStepupBody{"aal2", &maxAge, nil}).decode(t, http.StatusOK, &pending)
 	if pending.Status != "mfa_required" || pending.MFAToken == "" || strings.Join(pending.Factors, ",") != "totp,recovery" {
 		t.Fatalf("stepup: %+v; want mfa_required offering totp,recovery", pending)
 	}
@@ -133,18 +135,30 @@ func TestStepUpLoop(t *testing.T) {
 		if h := res.Header.Get("WWW-Authenticate"); res.StatusCode != http.StatusUnauthorized || !strings.Contains(h, `max_age="300"`) {
 			t.Fatalf("stale token at /transfer: %d %q; want 401 with max_age", res.StatusCode, h)
 		}
+		// What the session proved is older than max_age, so a TOTP code
+		// alone (one factor) cannot make it aal2 again: the password is
+		// asked for too.
+		a.post(t, "/v1/stepup", raised.AccessToken, suStepupBody{"aal2", &maxAge, nil}).
+			wantProblem(t, http.StatusBadRequest, "password_required")
+		wrong := "not the password at all"
+		a.post(t, "/v1/stepup", raised.AccessToken, suStepupBody{"aal2", &maxAge, &wrong}).
+			wantProblem(t, http.StatusBadRequest, "invalid_credentials")
+		pw := "pw-stepper-correct horse"
 		var again loginResult
-		a.post(t, "/v1/stepup", raised.AccessToken, suStepupBody{"aal2", &maxAge}).decode(t, http.StatusOK, &again)
-		if again.Status != "mfa_required" {
-			t.Fatalf("stepup with a stale auth_time: status %q, want mfa_required", again.Status)
+		a.post(t, "/v1/stepup", raised.AccessToken, suStepupBody{"aal2", &maxAge, &pw}).decode(t, http.StatusOK, &again)
+		if again.Status != "mfa_required" || strings.Join(again.Factors, ",") != "totp,recovery" {
+			t.Fatalf("stepup with a stale auth_time and the password: %+v, want mfa_required offering totp,recovery", again)
 		}
 		var fresh loginResult
 		a.verify(t, again.MFAToken, totpCode(secret, a.Clock.step())).decode(t, http.StatusOK, &fresh)
 		if res := suCall(t, api, "/transfer", fresh.AccessToken); res.StatusCode != http.StatusOK {
 			t.Fatalf("fresh token at /transfer: %d, want 200", res.StatusCode)
 		}
+		if c := parseJWT(t, fresh.AccessToken).Claims; c["acr"] != "aal2" || fmt.Sprint(c["amr"]) != "[pwd otp mfa]" {
+			t.Fatalf("re-authenticated token: acr %v amr %v, want aal2 [pwd otp mfa]", c["acr"], c["amr"])
+		}
 		var same loginResult
-		a.post(t, "/v1/stepup", fresh.AccessToken, suStepupBody{"aal2", &maxAge}).decode(t, http.StatusOK, &same)
+		a.post(t, "/v1/stepup", fresh.AccessToken, suStepupBody{"aal2", &maxAge, nil}).decode(t, http.StatusOK, &same)
 		if same.Status != "authenticated" || same.AccessToken == "" {
 			t.Fatalf("stepup already satisfied: status %q; want authenticated with a token", same.Status)
 		}
@@ -235,7 +249,12 @@ func TestSessionEndsEverywhere(t *testing.T) {
 		mt := a.mfaToken(t, "remover", "pw-remover-correct horse")
 		var strong loginResult
 		a.verify(t, mt, totpCode(secret, a.Clock.step())).decode(t, http.StatusOK, &strong)
-		if r, _ := b.send(http.MethodDelete, "/v1/me/factors/"+id, strong.AccessToken, "", nil); r.Status != http.StatusNoContent {
+		// (it is the last second factor: that takes an explicit ?last=true)
+		b.send(http.MethodDelete, "/v1/me/factors/"+id, strong.AccessToken, "", nil)
+		if r, _ := b.send(http.MethodDelete, "/v1/me/factors/"+id, strong.AccessToken, "", nil); r.Status != http.StatusConflict || r.code() != "last_factor" {
+			t.Fatalf("remove the last factor without ?last=true: %d %s, want 409 last_factor", r.Status, r.Body)
+		}
+		if r, _ := b.send(http.MethodDelete, "/v1/me/factors/"+id+"?last=true", strong.AccessToken, "", nil); r.Status != http.StatusNoContent {
 			t.Fatalf("remove at fresh aal2: %d %s", r.Status, r.Body)
 		}
 		// ...which ends the other sessions on instance A at once,

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -202,13 +203,13 @@ func (a *testApp) waWantTokens(tb testing.TB, r response, sub, acr string, amr .
 }
 
 // waWantStepUp wants the RFC 9470 challenge for a fresh aal2.
-func waWantStepUp(tb testing.TB, r response) {
+func waWantStepUp(tb testing.TB, r response, acr string) {
 	tb.Helper()
 	r.wantProblem(tb, http.StatusUnauthorized, "insufficient_user_authentication")
 	h := r.Header.Get("WWW-Authenticate")
-	if !strings.Contains(h, `error="insufficient_user_authentication"`) || !strings.Contains(h, `acr_values="aal2"`) ||
+	if !strings.Contains(h, `error="insufficient_user_authentication"`) || !strings.Contains(h, `acr_values="`+acr+`"`) ||
 		!strings.Contains(h, "max_age=") {
-		tb.Errorf("WWW-Authenticate = %q, want insufficient_user_authentication with acr_values=\"aal2\" and max_age", h)
+		tb.Errorf("WWW-Authenticate = %q, want insufficient_user_authentication with acr_values=%q and max_age", h, acr)
 	}
 }
 
@@ -307,10 +308,10 @@ func TestWebAuthnFlow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waWantStepUp(t, r)
+		waWantStepUp(t, r, "aal2")
 		stray := waNewKey(t, user.ID, false)
 		body := waWith(t, stray.attest(&virtualwebauthn.AttestationOptions{Challenge: make([]byte, 32), RelyingPartyID: "localhost", UserID: user.ID}), "name", "x")
-		waWantStepUp(t, a.raw(t, "/v1/me/factors/webauthn", aal1, "application/json", body))
+		waWantStepUp(t, a.raw(t, "/v1/me/factors/webauthn", aal1, "application/json", body), "aal2")
 	})
 
 	step("LoginOffersWebAuthn", func(t *testing.T) {
@@ -439,25 +440,38 @@ func TestWebAuthnFlow(t *testing.T) {
 		a.waWantTokens(t, a.waPasskeySignIn(t, key), user.ID, "aal3", "hwk", "user", "mfa")
 	})
 
-	step("RemoveNeedsFreshAAL2", func(t *testing.T) {
-		waWantStepUp(t, a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal1))
+	step("RemoveNeedsFreshAAL3", func(t *testing.T) {
+		// A device-bound key provides aal3, so removing it needs aal3.
+		waWantStepUp(t, a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal1), "aal3")
 		a.Clock.Advance(11 * time.Minute) // past the 10 min freshness, inside the 15 min token lifetime
 		if r := a.get(t, "/v1/me", aal3); r.Status != http.StatusOK {
 			t.Fatalf("the aal3 token should still be valid: status %d", r.Status)
 		}
-		waWantStepUp(t, a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal3))
+		waWantStepUp(t, a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal3), "aal3")
 		if fs := a.waFactors(t, aal3); len(fs) != 2 {
 			t.Errorf("%d factors after refused removals, want 2", len(fs))
 		}
 	})
 
-	step("RemoveWithFreshAAL2", func(t *testing.T) {
-		// aal2 exactly: password and the synced passkey.
-		aal2Fresh = a.waWantTokens(t, a.waSecondFactor(t, a.mfaToken(t, username, password), phone),
+	step("RemoveDeviceKeyNeedsFreshAAL3", func(t *testing.T) {
+		// aal2 exactly (password and the synced passkey) may not remove the
+		// device-bound key: it provides aal3.
+		aal2 := a.waWantTokens(t, a.waSecondFactor(t, a.mfaToken(t, username, password), phone),
 			user.ID, "aal2", "pwd", "swk", "user", "mfa").AccessToken
+		waWantStepUp(t, a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal2), "aal3")
+		// A fresh aal3 (password and the key itself) may.
+		aal2Fresh = a.waWantTokens(t, a.waSecondFactor(t, a.mfaToken(t, username, password), key),
+			user.ID, "aal3", "pwd", "hwk", "user", "mfa").AccessToken
 		r := a.waDelete(t, "/v1/me/factors/"+keyF.ID, aal2Fresh)
 		if r.Status != http.StatusNoContent {
 			t.Fatalf("DELETE: status %d, want 204; body %s", r.Status, r.Body)
+		}
+		// That session proved the password and the removed key: it falls to
+		// the password alone.
+		var after loginResult
+		a.post(t, "/v1/stepup", aal2Fresh, map[string]string{"acr_values": "aal1"}).decode(t, http.StatusOK, &after)
+		if c := waClaims(t, after.AccessToken); c["acr"] != "aal1" || fmt.Sprint(c["amr"]) != "[pwd]" {
+			t.Errorf("session after removing the only hwk: acr %v amr %v, want aal1 [pwd]", c["acr"], c["amr"])
 		}
 		fs := a.waFactors(t, aal2Fresh)
 		if len(fs) != 1 || fs[0].ID != phoneF.ID {
@@ -479,7 +493,9 @@ func TestWebAuthnFlow(t *testing.T) {
 
 	step("RemovedKeyCanBeAddedAgain", func(t *testing.T) {
 		// Removal released the credential id, so it is not "registered already".
-		a.waRegister(t, aal2Fresh, key, "YubiKey 5 again")
+		aal2 := a.waWantTokens(t, a.waSecondFactor(t, a.mfaToken(t, username, password), phone),
+			user.ID, "aal2", "pwd", "swk", "user", "mfa").AccessToken
+		a.waRegister(t, aal2, key, "YubiKey 5 again")
 		a.waWantTokens(t, a.waPasskeySignIn(t, key), user.ID, "aal3", "hwk", "user", "mfa")
 	})
 }
