@@ -2,76 +2,73 @@ package api
 
 import (
 	"errors"
-	"strings"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/tokens"
+	"github.com/stepup-auth/stepup/tokens/guard"
 )
 
 const (
-	ctxAccess  = "access_claims"
+	ctxCaller  = "caller"
 	ctxPending = "pending_claims"
-	ctxSession = "session"
 )
 
-// bearer returns the RFC 6750 §2.1 token of the Authorization header.
-func bearer(c *gin.Context) (string, bool) {
-	h := c.GetHeader("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", false
+// bearer returns the request's Bearer token (guard's parser, RFC 6750
+// §2.1), or the problem to answer: a missing one is 401 with a realm
+// challenge, a malformed header 400 invalid_request.
+func bearer(c *gin.Context, what string) (string, error) {
+	tok, err := guard.BearerToken(c.Request)
+	switch {
+	case errors.Is(err, guard.ErrNoToken):
+		p := problem(http.StatusUnauthorized, CodeInvalidToken, what+" is required")
+		p.Challenge = (&guard.Challenge{Realm: "stepup", Err: guard.ErrNoToken}).Header()
+		return "", p
+	case err != nil:
+		p := badRequest("the Authorization header must hold one Bearer token")
+		p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidRequest, Description: p.Detail}).Header()
+		p.Err = err
+		return "", p
 	}
-	return tok, true
+	return tok, nil
+}
+
+func client(c *gin.Context) flows.Client {
+	return flows.Client{IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
 }
 
 // requireAccess admits a request only with a valid access token of a live
 // session. An mfa_pending token, or any other kind, is refused here.
 func (s *Server) requireAccess(c *gin.Context) {
-	tok, ok := bearer(c)
-	if !ok {
-		p := invalidToken("an access token is required", nil)
-		p.Challenge = `Bearer realm="stepup"`
-		abort(c, p)
-		return
-	}
-	claims, err := s.Verifier.Access(tok)
+	tok, err := bearer(c, "an access token")
 	if err != nil {
-		abort(c, invalidToken("the access token is invalid or expired", err))
-		return
-	}
-	sess, err := s.Sessions.Active(c.Request.Context(), claims.Session)
-	if err != nil {
-		if errors.Is(err, tokens.ErrSessionEnded) || errors.Is(err, tokens.ErrSessionNotFound) {
-			abort(c, invalidToken("the session has ended", err))
-			return
-		}
 		abort(c, err)
 		return
 	}
-	c.Set(ctxAccess, claims)
-	c.Set(ctxSession, sess)
+	caller, err := s.App.Authenticate(c.Request.Context(), tok, client(c))
+	if err != nil {
+		abort(c, err)
+		return
+	}
+	c.Set(ctxCaller, caller)
 	c.Next()
 }
 
 // requirePending admits a request only with a valid mfa_pending token
 // addressed to the MFA endpoints; each endpoint refuses a used one.
 func (s *Server) requirePending(c *gin.Context) {
-	tok, ok := bearer(c)
-	if !ok {
-		p := invalidToken("an mfa_token is required", nil)
-		p.Challenge = `Bearer realm="stepup"`
-		abort(c, p)
-		return
-	}
-	claims, err := s.Verifier.Pending(tok, s.cfg.MFAAudience)
+	tok, err := bearer(c, "an mfa_token")
 	if err != nil {
-		abort(c, invalidToken("the mfa_token is invalid or expired", err))
+		abort(c, err)
 		return
 	}
-	// Whether it was used is checked by the step that spends it (its
-	// budget document records consumption), saving a round trip.
+	claims, err := s.App.PendingToken(tok)
+	if err != nil {
+		abort(c, err)
+		return
+	}
 	c.Set(ctxPending, claims)
 	c.Next()
 }
@@ -81,21 +78,11 @@ func abort(c *gin.Context, err error) {
 	c.Abort()
 }
 
-func accessClaims(c *gin.Context) tokens.AccessClaims {
-	return c.MustGet(ctxAccess).(tokens.AccessClaims)
-}
+func caller(c *gin.Context) *flows.Caller { return c.MustGet(ctxCaller).(*flows.Caller) }
 
 func pendingClaims(c *gin.Context) tokens.PendingClaims {
 	return c.MustGet(ctxPending).(tokens.PendingClaims)
 }
 
-// caller loads the user the access token names. On failure it records the
-// error for the problem renderer and returns nil: the handler just returns.
-func (s *Server) caller(c *gin.Context) *mfa.User {
-	u, err := s.Users.User(c.Request.Context(), accessClaims(c).Subject)
-	if err != nil {
-		_ = c.Error(err)
-		return nil
-	}
-	return u
-}
+// fail records err for the problem renderer; handlers return after it.
+func fail(c *gin.Context, err error) { _ = c.Error(err) }

@@ -20,7 +20,7 @@ const maxBody = 64 << 10
 func decode(c *gin.Context, v any) error {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
-		return problem(http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+		return problem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/json")
 	}
 	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
 	dec := json.NewDecoder(body)
@@ -28,7 +28,7 @@ func decode(c *gin.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return problem(http.StatusRequestEntityTooLarge, "request_too_large", "the body is too large")
+			return problem(http.StatusRequestEntityTooLarge, CodeRequestTooLarge, "the body is too large")
 		}
 		return badRequest(describeJSONError(err))
 	}

@@ -2,35 +2,17 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"errors"
 	"image"
 	"image/color"
 	"image/png"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/boombuler/barcode/qr"
 	"github.com/gin-gonic/gin"
 
 	"github.com/stepup-auth/stepup/mfa"
-	"github.com/stepup-auth/stepup/tokens"
-)
-
-// errLastFactor refuses to remove the last second factor unless asked
-// for explicitly.
-var errLastFactor = problem(http.StatusConflict, "last_factor",
-	"this is the last second factor: removing it leaves only the password; repeat with ?last=true to remove it")
-
-const (
-	maxFactors       = 20
-	maxNameLen       = 64
-	enrollmentWindow = 15 * time.Minute // an unconfirmed factor is dropped after this
 )
 
 type factorView struct {
@@ -53,20 +35,26 @@ func viewFactor(f *mfa.Factor) factorView {
 
 // listFactors is GET /v1/me/factors. Secrets are never shown.
 func (s *Server) listFactors(c *gin.Context) {
-	u := s.caller(c)
-	if u == nil {
+	u, left, err := s.App.Factors(c.Request.Context(), caller(c))
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	out := make([]factorView, 0, len(u.Factors))
 	for i := range u.Factors {
 		out = append(out, viewFactor(&u.Factors[i]))
 	}
-	left, err := s.Recovery.Remaining(c.Request.Context(), u)
+	writeJSON(c, http.StatusOK, gin.H{"factors": out, "recovery_codes_remaining": left})
+}
+
+// getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.
+func (s *Server) getFactor(c *gin.Context) {
+	_, f, err := s.App.Factor(c.Request.Context(), caller(c), c.Param("id"))
 	if err != nil {
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, gin.H{"factors": out, "recovery_codes_remaining": left})
+	writeJSON(c, http.StatusOK, viewFactor(f))
 }
 
 type enrollRequest struct {
@@ -80,166 +68,57 @@ type totpEnrollment struct {
 	QR     string `json:"qr_png"`
 }
 
-// enrollTOTP starts a TOTP enrollment: POST /v1/me/factors/totp. The
-// factor counts only once confirmed. A user who has a confirmed factor
-// already needs a fresh aal2 session to add one, so a stolen password alone
-// cannot add the thief's authenticator.
+// enrollTOTP starts a TOTP enrollment: POST /v1/me/factors/totp.
 func (s *Server) enrollTOTP(c *gin.Context) {
 	var req enrollRequest
 	if c.Request.ContentLength != 0 {
 		if err := decode(c, &req); err != nil {
-			_ = c.Error(err)
+			fail(c, err)
 			return
 		}
 	}
-	name, err := factorName(req.Name, "Authenticator app")
+	enr, err := s.App.EnrollTOTP(c.Request.Context(), caller(c), req.Name)
 	if err != nil {
-		_ = c.Error(err)
-		return
-	}
-	ctx := c.Request.Context()
-	u := s.caller(c)
-	if u == nil {
-		return
-	}
-	if err := s.mayEnroll(c, u); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	enr, err := s.TOTP.Generate(u.Username)
-	if err != nil {
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
 	png, err := qrPNG(enr.URI)
 	if err != nil {
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
-	now := s.Now()
-	f := mfa.Factor{ID: s.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret, AddedBy: accessClaims(c).Session}
-	if err := s.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow)); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	c.Header("Location", "/v1/me/factors/"+f.ID)
-	writeJSON(c, http.StatusCreated, totpEnrollment{factorView: viewFactor(&f), Secret: enr.Base32, URI: enr.URI,
+	c.Header("Location", "/v1/me/factors/"+enr.Factor.ID)
+	writeJSON(c, http.StatusCreated, totpEnrollment{factorView: viewFactor(&enr.Factor), Secret: enr.Secret, URI: enr.URI,
 		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)})
 }
 
-// mayEnroll applies the enrollment policy (mfa.Policy.Requires): the first
-// factor needs any session; another needs a fresh aal2 (RFC 9470 challenge
-// otherwise). A user has at most maxFactors factors. Confirmation asks the
-// policy again, so a factor the user confirmed meanwhile raises the bar for
-// an enrollment started before it.
-func (s *Server) mayEnroll(c *gin.Context, u *mfa.User) error {
-	if len(pruneUnconfirmed(u.Factors, s.Now())) >= maxFactors {
-		return mfa.ErrTooManyFactors
-	}
-	return s.require(c, u, mfa.ChangeEnroll, nil)
-}
-
 // confirmTOTP activates a TOTP factor with a code from the app:
-// POST /v1/me/factors/totp/{id}/confirm. The code's time step is claimed,
-// so the confirming code cannot be used again to sign in.
+// POST /v1/me/factors/totp/{id}/confirm.
 func (s *Server) confirmTOTP(c *gin.Context) {
-	code, err := decodeCode(c, s.TOTP.CheckFormat)
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	f, codes, err := s.App.ConfirmTOTP(c.Request.Context(), caller(c), c.Param("id"), req.Code)
 	if err != nil {
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
-	ac := accessClaims(c)
-	ctx := c.Request.Context()
-	u := s.caller(c)
-	if u == nil {
-		return
-	}
-	f := u.Factor(c.Param("id"))
-	if f == nil || f.Kind != mfa.KindTOTP || (!f.Confirmed && s.Now().Sub(f.CreatedAt) > enrollmentWindow) {
-		_ = c.Error(mfa.ErrNotEnrolled)
-		return
-	}
-	if f.Confirmed {
-		_ = c.Error(mfa.ErrAlreadyConfirmed)
-		return
-	}
-	if err := s.require(c, u, mfa.ChangeEnroll, nil); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if _, err := s.EnrollBudget.Take(ctx, "enroll|"+f.ID); err != nil {
-		s.throttled(err)
-		_ = c.Error(err)
-		return
-	}
-	now := s.Now()
-	step, err := s.TOTP.Match(f, code)
-	if err == nil {
-		// Activates the factor and takes the step in one conditional
-		// update, so the confirming code cannot sign in again.
-		err = s.Users.UseStep(ctx, u.ID, f.ID, step, now, true, now.Add(-enrollmentWindow))
-	}
-	if err != nil {
-		if errors.Is(err, mfa.ErrBadCode) {
-			s.m.verifies.WithLabelValues("totp_confirm", "failure").Inc()
-		}
-		_ = c.Error(notTheToken(err))
-		return
-	}
-	s.m.verifies.WithLabelValues("totp_confirm", "success").Inc()
-	s.event(c, u.ID, ac.Session, mfa.EventFactorAdded, "totp "+f.ID)
-	first := len(u.Confirmed("")) == 0
-	f.Confirmed, f.LastUsedAt, f.LastStep = true, now, step
-	s.writeFactor(c, u, f, first, http.StatusOK)
+	writeFactor(c, f, codes, http.StatusOK)
 }
 
 // writeFactor answers with a newly active factor; the user's first one
-// also brings the first set of recovery codes, shown this once.
-func (s *Server) writeFactor(c *gin.Context, u *mfa.User, f *mfa.Factor, first bool, status int) {
-	view := viewFactor(f)
-	if !first || len(u.RecoveryCodes) > 0 {
-		writeJSON(c, status, view)
-		return
-	}
-	codes, err := s.replaceRecoveryCodes(c, u)
-	if err != nil {
-		// The factor is active; codes can be made later at /v1/me/recovery-codes.
-		s.log.Warn("first recovery codes not created", "user", u.ID, "err", err)
-		writeJSON(c, status, view)
+// also brings the first recovery codes, shown this once.
+func writeFactor(c *gin.Context, f *mfa.Factor, codes []string, status int) {
+	if len(codes) == 0 {
+		writeJSON(c, status, viewFactor(f))
 		return
 	}
 	writeJSON(c, status, struct {
 		factorView
 		RecoveryCodes []string `json:"recovery_codes"`
-	}{view, codes})
-}
-
-// pruneUnconfirmed drops enrollments never confirmed within the window.
-func pruneUnconfirmed(fs []mfa.Factor, now time.Time) []mfa.Factor {
-	out := fs[:0:0]
-	for _, f := range fs {
-		if f.Confirmed || now.Sub(f.CreatedAt) <= enrollmentWindow {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// factorName trims and checks a display name; empty gives def.
-func factorName(s, def string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return def, nil
-	}
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNameLen {
-		return "", badRequest("name must be at most 64 characters")
-	}
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return "", badRequest("name must not contain control characters")
-		}
-	}
-	return s, nil
+	}{viewFactor(f), codes})
 }
 
 // qrPNG draws the otpauth URI as a QR code with the four-module quiet zone
@@ -287,121 +166,42 @@ type renameRequest struct {
 func (s *Server) renameFactor(c *gin.Context) {
 	var req renameRequest
 	if err := decode(c, &req); err != nil {
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
-	name, err := factorName(req.Name, "")
-	if err != nil || name == "" {
-		_ = c.Error(badRequest("name must be 1–64 characters without control characters"))
-		return
-	}
-	ctx := c.Request.Context()
-	u, f := s.callerFactor(c)
-	if f == nil {
-		return
-	}
-	if err := s.require(c, u, mfa.ChangeRename, f); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	f.Name = name
-	if err := s.Users.RenameFactor(ctx, u.ID, f.ID, name); err != nil {
-		_ = c.Error(err)
+	f, err := s.App.RenameFactor(c.Request.Context(), caller(c), c.Param("id"), req.Name)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	writeJSON(c, http.StatusOK, viewFactor(f))
 }
 
-// removeFactor is DELETE /v1/me/factors/{id}. It needs what the policy
-// says (mfa.Policy.Requires: fresh at the level the factor provides, so an
-// aal2 session cannot remove a device-bound key; a session older than the
-// factor may undo it for a while). Removing the last second factor leaves
-// the password alone, so it must be asked for explicitly with ?last=true,
-// and is recorded as its own security event.
+// removeFactor is DELETE /v1/me/factors/{id}[?last=true].
 func (s *Server) removeFactor(c *gin.Context) {
-	ac := accessClaims(c)
 	last := c.Query("last")
 	if last != "" && last != "true" {
-		_ = c.Error(badRequest("last must be true or absent"))
+		fail(c, badRequest("last must be true or absent"))
 		return
 	}
-	ctx := c.Request.Context()
-	u, f := s.callerFactor(c)
-	if f == nil {
+	if err := s.App.RemoveFactor(c.Request.Context(), caller(c), c.Param("id"), last == "true"); err != nil {
+		fail(c, err)
 		return
-	}
-	if err := s.require(c, u, mfa.ChangeRemove, f); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if f.Confirmed && len(u.Confirmed("")) == 1 && last != "true" {
-		_ = c.Error(errLastFactor)
-		return
-	}
-	got, err := s.Users.RemoveFactor(ctx, u.ID, f.ID)
-	if err != nil {
-		_ = c.Error(err)
-		return
-	}
-	removed := *got
-	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
-	if len(u.Confirmed("")) == 0 {
-		u.RecoveryCodes = nil // the store dropped them: they stood in for a second factor that no longer exists
-	}
-	s.event(c, u.ID, ac.Session, mfa.EventFactorRemoved, string(removed.Kind)+" "+removed.ID)
-	if removed.Confirmed && len(u.Confirmed("")) == 0 {
-		s.event(c, u.ID, ac.Session, mfa.EventLastFactorRemoved, "only the password is left")
-	}
-	if err := s.afterRemoval(c, u, ac); err != nil {
-		_ = c.Error(err)
-		return
-	}
-	if removed.Credential != nil {
-		if err := s.WebAuthn.Ceremonies.ReleaseCredential(context.WithoutCancel(ctx), removed.Credential.ID); err != nil {
-			s.log.Warn("credential index not released", "factor", removed.ID, "err", err)
-		}
 	}
 	c.Status(http.StatusNoContent)
 }
 
-// afterRemoval ends the user's other sessions and downgrades the caller's
-// to what it still proves (mfa.Policy.AfterRemoval), so no token issued
-// afterwards names a removed method.
-func (s *Server) afterRemoval(c *gin.Context, u *mfa.User, ac tokens.AccessClaims) error {
-	ctx := c.Request.Context()
-	now := s.Now()
-	if err := s.Sessions.Store.RevokeUserSessions(ctx, u.ID, ac.Session, now); err != nil {
-		return err
-	}
-	sess := c.MustGet(ctxSession).(*tokens.Session)
-	a := s.Policy.AfterRemoval(sess.AMR, u)
-	if a.ACR == sess.ACR && slices.Equal(a.AMR, sess.AMR) {
-		return nil
-	}
-	_, err := s.Sessions.Store.SetAuth(ctx, sess.ID, sess.AuthTime, a.ACR, a.AMR, now)
-	return err
-}
-
-// getFactor is GET /v1/me/factors/{id}. Another user's factor id is 404.
-func (s *Server) getFactor(c *gin.Context) {
-	_, f := s.callerFactor(c)
-	if f == nil {
+// newRecoveryCodes is POST /v1/me/recovery-codes: a new set replaces the
+// old one, shown once.
+func (s *Server) newRecoveryCodes(c *gin.Context) {
+	if err := emptyBody(c); err != nil {
+		fail(c, err)
 		return
 	}
-	writeJSON(c, http.StatusOK, viewFactor(f))
-}
-
-// callerFactor loads the caller and their factor named by the path's id;
-// another user's factor id is not found. On failure it records the error
-// and returns a nil factor.
-func (s *Server) callerFactor(c *gin.Context) (*mfa.User, *mfa.Factor) {
-	u := s.caller(c)
-	if u == nil {
-		return nil, nil
+	codes, err := s.App.NewRecoveryCodes(c.Request.Context(), caller(c))
+	if err != nil {
+		fail(c, err)
+		return
 	}
-	f := u.Factor(c.Param("id"))
-	if f == nil {
-		_ = c.Error(mfa.ErrNotEnrolled)
-	}
-	return u, f
+	writeJSON(c, http.StatusCreated, gin.H{"recovery_codes": codes, "remaining": len(codes)})
 }

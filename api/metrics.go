@@ -11,10 +11,6 @@ import (
 
 type metrics struct {
 	requests *prometheus.HistogramVec
-	verifies *prometheus.CounterVec
-	issued   *prometheus.CounterVec
-	lockouts prometheus.Counter
-	stepups  *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -23,20 +19,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "stepup_http_request_duration_seconds", Help: "HTTP request latency by route and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "route", "status"}),
-		verifies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stepup_factor_verifications_total", Help: "Factor verifications by kind and outcome.",
-		}, []string{"kind", "outcome"}),
-		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stepup_tokens_total", Help: "Tokens issued, refreshed or revoked.",
-		}, []string{"kind", "event"}),
-		lockouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stepup_throttled_total", Help: "Attempts refused by an attempt budget.",
-		}),
-		stepups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stepup_stepups_total", Help: "Completed step-ups by requested and granted acr.",
-		}, []string{"requested", "granted"}),
 	}
-	reg.MustRegister(m.requests, m.verifies, m.issued, m.lockouts, m.stepups)
+	reg.MustRegister(m.requests)
 	return m
 }
 

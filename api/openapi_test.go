@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -17,6 +18,8 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/stepup-auth/stepup/mfa"
 )
 
 // The contract test: openapi.yaml at the repository root must describe
@@ -76,7 +79,8 @@ type oaSecurityScheme struct {
 
 type oaSchema struct {
 	Properties map[string]struct {
-		Enum []string `yaml:"enum"`
+		Enum        []string `yaml:"enum"`
+		Description string   `yaml:"description"`
 	} `yaml:"properties"`
 }
 
@@ -256,81 +260,123 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 	if len(enum) == 0 {
 		t.Fatal("openapi.yaml: components.schemas.Problem.properties.code has no enum")
 	}
-	used := usedProblemCodes(t)
-	if len(used) == 0 {
-		t.Fatal("found no problem codes in api/*.go; has problem() been renamed?")
+	// The code list is the service's: every declared constant is in it, and
+	// every row of the error table uses one of them.
+	declared := declaredCodes(t)
+	for _, c := range declared {
+		if !slices.Contains(Codes, Code(c)) {
+			t.Errorf("codes.go declares %q but Codes does not list it", c)
+		}
+	}
+	if len(declared) != len(Codes) {
+		t.Errorf("Codes lists %d codes, codes.go declares %d", len(Codes), len(declared))
+	}
+	for _, e := range errorTable {
+		if !slices.Contains(Codes, e.code) {
+			t.Errorf("error table row for %v uses undeclared code %q", e.err, e.code)
+		}
 	}
 	var undocumented, unused []string
-	for code, where := range used {
-		if !slices.Contains(enum, code) {
-			undocumented = append(undocumented, code+" ("+where+")")
+	for _, c := range Codes {
+		if !slices.Contains(enum, string(c)) {
+			undocumented = append(undocumented, string(c))
 		}
 	}
-	for _, code := range enum {
-		if _, ok := used[code]; !ok {
-			unused = append(unused, code)
+	for _, c := range enum {
+		if !slices.Contains(Codes, Code(c)) {
+			unused = append(unused, c)
 		}
 	}
-	slices.Sort(undocumented)
-	slices.Sort(unused)
 	if len(undocumented) > 0 {
-		t.Errorf("problem codes sent by api but missing from the Problem code enum in openapi.yaml:\n\t%s",
-			strings.Join(undocumented, "\n\t"))
+		t.Errorf("problem codes the service sends but openapi.yaml's Problem code enum lacks:\n\t%s", strings.Join(undocumented, "\n\t"))
 	}
 	if len(unused) > 0 {
-		t.Errorf("Problem code enum values in openapi.yaml that api never sends:\n\t%s", strings.Join(unused, "\n\t"))
+		t.Errorf("Problem code enum values in openapi.yaml the service never sends:\n\t%s", strings.Join(unused, "\n\t"))
+	}
+	// The enum's description gives every code its status: check each
+	// code's status there against the error table.
+	desc := doc.Components.Schemas["Problem"].Properties["code"].Description
+	for _, e := range errorTable {
+		_, rest, found := strings.Cut(desc, fmt.Sprintf("`%s` (", e.code))
+		paren, _, _ := strings.Cut(rest, ")")
+		if !found || !strings.Contains(paren, fmt.Sprint(e.status)) {
+			t.Errorf("openapi.yaml's code description does not give %s the status %d of the error table", e.code, e.status)
+		}
 	}
 }
 
-// usedProblemCodes returns each code literal with the position of its first use.
-func usedProblemCodes(t *testing.T) map[string]string {
+// declaredCodes returns the values of the Code constants in codes.go.
+func declaredCodes(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("*.go")
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "codes.go", nil, parser.SkipObjectResolution)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fset := token.NewFileSet()
-	used := map[string]string{}
-	add := func(e ast.Expr) {
-		lit, ok := e.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return
-		}
-		code, err := strconv.Unquote(lit.Value)
-		if err != nil {
-			return
-		}
-		if _, seen := used[code]; !seen {
-			used[code] = fset.Position(lit.Pos()).String()
-		}
-	}
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
-		if err != nil {
-			t.Fatalf("parse %s: %v", name, err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.CallExpr:
-				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "problem" && len(n.Args) == 3 {
-					add(n.Args[1])
-				}
-			case *ast.CompositeLit:
-				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "Problem" {
-					for _, el := range n.Elts {
-						if kv, ok := el.(*ast.KeyValueExpr); ok {
-							if key, ok := kv.Key.(*ast.Ident); ok && key.Name == "Code" {
-								add(kv.Value)
-							}
-						}
-					}
-				}
-			}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok {
 			return true
-		})
+		}
+		if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+			return true
+		}
+		for _, v := range vs.Values {
+			if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				s, _ := strconv.Unquote(lit.Value)
+				out = append(out, s)
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// TestOpenAPIMetadata: the metadata document has exactly the members its
+// schema declares (additionalProperties is false), nested objects too.
+func TestOpenAPIMetadata(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return used
+	type schema struct {
+		Required   []string          `yaml:"required"`
+		Properties map[string]schema `yaml:"properties"`
+	}
+	var doc struct {
+		Components struct {
+			Schemas map[string]schema `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Config{Issuer: "http://localhost:8080", MFAAudience: "http://localhost:8080/v1/mfa"},
+		Deps{Policy: mfa.DefaultPolicy})
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-authorization-server", nil))
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	var check func(path string, v map[string]any, s schema)
+	check = func(path string, v map[string]any, s schema) {
+		for k, val := range v {
+			sub, ok := s.Properties[k]
+			if !ok {
+				t.Errorf("metadata member %s%s is not in the schema", path, k)
+				continue
+			}
+			if obj, ok := val.(map[string]any); ok {
+				check(path+k+".", obj, sub)
+			}
+		}
+		for _, k := range s.Required {
+			if _, ok := v[k]; !ok {
+				t.Errorf("metadata lacks required member %s%s", path, k)
+			}
+		}
+	}
+	check("", got, doc.Components.Schemas["Metadata"])
 }

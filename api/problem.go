@@ -11,8 +11,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
+	"github.com/stepup-auth/stepup/tokens/guard"
 )
 
 // Problem is an RFC 9457 problem detail with a stable machine code. Detail
@@ -20,7 +22,7 @@ import (
 // cause, logged once with the request id and never sent.
 type Problem struct {
 	Status     int    `json:"status"`
-	Code       string `json:"code"`
+	Code       Code   `json:"code"`
 	Title      string `json:"title"`
 	Detail     string `json:"detail,omitempty"`
 	RetryAfter int    `json:"-"`
@@ -31,113 +33,151 @@ type Problem struct {
 
 func (p *Problem) Error() string {
 	if p.Err != nil {
-		return p.Code + ": " + p.Err.Error()
+		return string(p.Code) + ": " + p.Err.Error()
 	}
-	return p.Code + ": " + p.Detail
+	return string(p.Code) + ": " + p.Detail
 }
 
 func (p *Problem) Unwrap() error { return p.Err }
 
-// notTheToken turns a 401 for a failed factor or password into a 400 on
-// routes where the bearer access token itself was fine, so an RFC 6750
-// client does not take it for a bad token.
-func notTheToken(err error) error {
-	p := toProblem(err)
-	if p.Status == http.StatusUnauthorized && p.Code != "invalid_token" && p.Code != "insufficient_user_authentication" {
-		q := *p
-		q.Status, q.Title, q.Challenge = http.StatusBadRequest, http.StatusText(http.StatusBadRequest), ""
-		return &q
-	}
-	return err
-}
-
-func problem(status int, code, detail string) *Problem {
+func problem(status int, code Code, detail string) *Problem {
 	return &Problem{Status: status, Code: code, Title: http.StatusText(status), Detail: detail}
 }
 
 func badRequest(detail string) *Problem {
-	return problem(http.StatusBadRequest, "invalid_request", detail)
+	return problem(http.StatusBadRequest, CodeInvalidRequest, detail)
 }
 
-// bearerChallenge is the RFC 6750 §3 challenge for a bad or missing token.
+// Challenge kinds of a table entry.
+const (
+	noChallenge = iota
+	realmChallenge
+	invalidTokenChallenge
+)
+
+// errorEntry is one row of the error table: an error and the problem it
+// becomes.
+type errorEntry struct {
+	err       error
+	status    int
+	code      Code
+	detail    string
+	challenge int
+}
+
+// errorTable is the one table of error → problem, declared once; the
+// first row whose error matches (errors.Is) decides. Typed errors
+// (*Problem, *mfa.ThrottledError, *flows.InsufficientError, store
+// outages) are handled before it in toProblem. The contract test reads
+// this table: every code here is in openapi.yaml's enum and back.
+var errorTable = []errorEntry{
+	// The mfa_token, the access token, the session.
+	{flows.ErrPendingBad, 401, CodeInvalidToken, "the mfa_token is invalid or expired", invalidTokenChallenge},
+	{flows.ErrPendingUsed, 401, CodeInvalidToken, "the mfa_token has been used", invalidTokenChallenge},
+	{flows.ErrPendingSpent, 401, CodeInvalidToken, "the mfa_token has no attempts left", invalidTokenChallenge},
+	{flows.ErrPendingUser, 401, CodeInvalidToken, "the mfa_token's user is gone", invalidTokenChallenge},
+	{flows.ErrAccessBad, 401, CodeInvalidToken, "the access token is invalid or expired", invalidTokenChallenge},
+	{flows.ErrSessionGone, 401, CodeInvalidToken, "the session has ended", invalidTokenChallenge},
+	{flows.ErrStepUpSession, 401, CodeInvalidToken, "the session being stepped up has ended", invalidTokenChallenge},
+	{tokens.ErrInvalidToken, 401, CodeInvalidToken, "the token is invalid or expired", invalidTokenChallenge},
+	// Credentials of the request itself (sign-in, the mfa_token endpoints).
+	{mfa.ErrBadCredentials, 401, CodeInvalidCredentials, "the username or password is wrong", realmChallenge},
+	{mfa.ErrBadCode, 401, CodeMFAFailed, "the second factor was not accepted", realmChallenge},
+	{mfa.ErrCeremony, 401, CodeMFAFailed, "the security key or passkey was not accepted", realmChallenge},
+	// Something in the body of a request whose access token is fine.
+	{flows.ErrCodeRejected, 400, CodeMFAFailed, "the code was not accepted", noChallenge},
+	{flows.ErrRegistrationRejected, 400, CodeMFAFailed, "the security key or passkey was not accepted", noChallenge},
+	{flows.ErrPasswordRejected, 400, CodeInvalidCredentials, "the password is wrong", noChallenge},
+	{flows.ErrPasswordRequired, 400, CodePasswordRequired,
+		"the session's sign-in is older than max_age: send the password again with the step-up", noChallenge},
+	// Input.
+	{mfa.ErrMalformedRecovery, 400, CodeInvalidRequest, "a recovery code is 16 letters and digits, as shown, in groups of four", noChallenge},
+	{mfa.ErrMalformedCode, 400, CodeInvalidRequest, "code must be a string of exactly the configured number of digits", noChallenge},
+	{mfa.ErrInvalidUsername, 400, CodeInvalidRequest, "username must be 1–128 printable characters without spaces", noChallenge},
+	{mfa.ErrInvalidPassword, 400, CodeInvalidRequest,
+		fmt.Sprintf("password must be %d–%d characters", mfa.MinPasswordLen, mfa.MaxPasswordLen), noChallenge},
+	{flows.ErrInvalidName, 400, CodeInvalidRequest, "name must be 1–64 characters without control characters", noChallenge},
+	// Levels.
+	{flows.ErrFactorCannotReach, 403, CodeUnmet,
+		"that factor cannot reach the requested authentication level", noChallenge},
+	{flows.ErrNoFactorReaches, 403, CodeUnmet,
+		"no enrolled factor can reach the requested authentication level", noChallenge},
+	// Changes.
+	{flows.ErrSignupClosed, 403, CodeSignupClosed, "sign-up is closed on this service", noChallenge},
+	{mfa.ErrUsernameTaken, 409, CodeConflict, "that username is taken", noChallenge},
+	{mfa.ErrAlreadyConfirmed, 409, CodeConflict, "the factor is confirmed already", noChallenge},
+	{mfa.ErrTooManyFactors, 409, CodeConflict, "too many factors; remove one first", noChallenge},
+	{flows.ErrCredTaken, 409, CodeConflict, "this credential is registered already", noChallenge},
+	{flows.ErrNoFactorYet, 409, CodeConflict, "enroll a second factor before creating recovery codes", noChallenge},
+	{flows.ErrLastFactor, 409, CodeLastFactor,
+		"this is the last second factor: removing it leaves only the password; repeat with ?last=true to remove it", noChallenge},
+	{mfa.ErrNotEnrolled, 404, CodeNotFound, "no such resource", noChallenge},
+	{mfa.ErrNotFound, 404, CodeNotFound, "no such resource", noChallenge},
+	// Refresh.
+	{tokens.ErrRefreshUnknown, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},
+	{tokens.ErrRefreshReused, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},
+	{tokens.ErrSessionEnded, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},
+	{tokens.ErrSessionNotFound, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},
+	// Load.
+	{mfa.ErrBusy, 503, CodeOverloaded, "too many sign-ins at once; retry shortly", noChallenge},
+	{context.DeadlineExceeded, 503, CodeUnavailable, "the service is temporarily unavailable", noChallenge},
+}
+
+// invalidToken is the RFC 6750 §3 problem for a bad or missing token.
 func invalidToken(detail string, err error) *Problem {
-	p := problem(http.StatusUnauthorized, "invalid_token", detail)
-	p.Challenge = `Bearer error="invalid_token", error_description="` + detail + `"`
+	p := problem(http.StatusUnauthorized, CodeInvalidToken, detail)
+	p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidToken, Description: detail}).Header()
 	p.Err = err
 	return p
 }
 
-// insufficient is the RFC 9470 §3 challenge.
-func insufficient(acr string, maxAge int) *Problem {
-	p := problem(http.StatusUnauthorized, "insufficient_user_authentication",
-		"a more recent or stronger authentication is required")
-	p.Challenge = `Bearer error="insufficient_user_authentication", error_description="a more recent or stronger authentication is required", acr_values="` +
-		acr + `", max_age="` + strconv.Itoa(maxAge) + `"`
-	return p
-}
-
-// toProblem maps domain errors to problems: the one table of sentinel →
-// status and code.
+// toProblem maps an error to its problem: typed errors first, then the
+// table, then 500 with a generic detail.
 func toProblem(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
 	}
-	var down interface{ Unavailable() bool }
-	if errors.As(err, &down) && down.Unavailable() {
-		p = problem(http.StatusServiceUnavailable, "unavailable", "the service's store is unreachable; retry shortly")
-		p.RetryAfter = 2
+	var ua interface{ Unavailable() bool }
+	if errors.As(err, &ua) && ua.Unavailable() {
+		p = problem(http.StatusServiceUnavailable, CodeUnavailable, "the service is temporarily unavailable")
+		p.RetryAfter = 1
 		p.Err = err
 		return p
 	}
 	var th *mfa.ThrottledError
 	if errors.As(err, &th) {
 		if th.Locked {
-			p = problem(http.StatusTooManyRequests, "account_locked",
+			p = problem(http.StatusTooManyRequests, CodeAccountLocked,
 				"too many failed attempts; the account is locked until an administrator unlocks it")
 		} else {
-			p = problem(http.StatusTooManyRequests, "rate_limited", "too many failed attempts; retry later")
+			p = problem(http.StatusTooManyRequests, CodeRateLimited, "too many failed attempts; retry later")
 			p.RetryAfter = max(1, int(th.RetryAfter.Seconds()+0.999))
 		}
+		p.Err = err
 		return p
 	}
-	switch {
-	case errors.Is(err, mfa.ErrBadCredentials):
-		p = problem(http.StatusUnauthorized, "invalid_credentials", "the username or password is wrong")
-		p.Challenge = `Bearer realm="stepup"`
-	case errors.Is(err, mfa.ErrBadCode):
-		p = problem(http.StatusUnauthorized, "mfa_failed", "the second factor was not accepted")
-		p.Challenge = `Bearer realm="stepup"`
-	case errors.Is(err, mfa.ErrMalformedRecovery):
-		p = badRequest("a recovery code is 16 letters and digits, as shown, in groups of four")
-	case errors.Is(err, mfa.ErrMalformedCode):
-		p = badRequest("code must be a string of exactly the configured number of digits")
-	case errors.Is(err, mfa.ErrInvalidUsername):
-		p = badRequest("username must be 1–128 printable characters without spaces")
-	case errors.Is(err, mfa.ErrInvalidPassword):
-		p = badRequest(fmt.Sprintf("password must be %d–%d characters", mfa.MinPasswordLen, mfa.MaxPasswordLen))
-	case errors.Is(err, mfa.ErrUsernameTaken):
-		p = problem(http.StatusConflict, "conflict", "that username is taken")
-	case errors.Is(err, mfa.ErrAlreadyConfirmed):
-		p = problem(http.StatusConflict, "conflict", "the factor is confirmed already")
-	case errors.Is(err, mfa.ErrTooManyFactors):
-		p = problem(http.StatusConflict, "conflict", "too many factors; remove one first")
-	case errors.Is(err, mfa.ErrNotEnrolled), errors.Is(err, mfa.ErrNotFound):
-		p = problem(http.StatusNotFound, "not_found", "no such resource")
-	case errors.Is(err, mfa.ErrBusy):
-		p = problem(http.StatusServiceUnavailable, "overloaded", "too many sign-ins at once; retry shortly")
-		p.RetryAfter = 1
-	case errors.Is(err, tokens.ErrRefreshUnknown), errors.Is(err, tokens.ErrRefreshReused),
-		errors.Is(err, tokens.ErrSessionEnded), errors.Is(err, tokens.ErrSessionNotFound):
-		p = problem(http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired or revoked")
-	case errors.Is(err, tokens.ErrInvalidToken):
-		p = invalidToken("the token is invalid or expired", nil)
-	case errors.Is(err, context.DeadlineExceeded):
-		p = problem(http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable")
-		p.RetryAfter = 1
-	default:
-		p = problem(http.StatusInternalServerError, "internal_error", "an internal error occurred")
+	var ins *flows.InsufficientError
+	if errors.As(err, &ins) {
+		p = problem(http.StatusUnauthorized, CodeInsufficient, "a more recent or stronger authentication is required")
+		p.Challenge = (&guard.Challenge{Code: guard.CodeInsufficient, Description: p.Detail, ACRValues: ins.ACR, MaxAge: ins.MaxAge}).Header()
+		p.Err = err
+		return p
 	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			p = problem(e.status, e.code, e.detail)
+			switch e.challenge {
+			case realmChallenge:
+				p.Challenge = (&guard.Challenge{Realm: "stepup", Err: guard.ErrNoToken}).Header()
+			case invalidTokenChallenge:
+				p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidToken, Description: e.detail}).Header()
+			}
+			p.Err = err
+			return p
+		}
+	}
+	p = problem(http.StatusInternalServerError, CodeInternalError, "an internal error occurred")
 	p.Err = err
 	return p
 }
@@ -180,7 +220,7 @@ func writeProblem(c *gin.Context, p *Problem) {
 		Code     string `json:"code"`
 		Detail   string `json:"detail,omitempty"`
 		Instance string `json:"instance,omitempty"`
-	}{Type: "about:blank", Title: p.Title, Status: p.Status, Code: p.Code, Detail: p.Detail, Instance: requestID(c)}
+	}{Type: "about:blank", Title: p.Title, Status: p.Status, Code: string(p.Code), Detail: p.Detail, Instance: requestID(c)}
 	if body.Instance != "" {
 		body.Instance = "urn:request:" + body.Instance
 	}

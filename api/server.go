@@ -1,7 +1,9 @@
 // Package api is stepup's HTTP interface: Gin handlers, middleware and the
-// RFC 9457 error rendering. It composes mfa (verify a factor) and tokens
-// (issue a token); it receives every dependency from cmd and imports neither
-// store nor configuration. Nothing imports api.
+// RFC 9457 error rendering from one error table. A handler decodes the
+// request, calls one method of the application (api/flows) and encodes the
+// result; it holds no store handle and decides no policy. api receives
+// every dependency from cmd and imports neither store nor configuration.
+// Nothing but cmd imports api.
 package api
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
 )
@@ -35,29 +38,16 @@ type Config struct {
 	IntrospectionClients map[string]string
 }
 
-// Deps are the domain services the handlers compose.
+// Deps are what the handlers use: the application and what the
+// well-known documents publish.
 type Deps struct {
-	Users         mfa.UserStore
-	Password      *mfa.Password
-	TOTP          *mfa.TOTP
-	WebAuthn      *mfa.WebAuthn
-	Recovery      *mfa.Recovery
-	Events        mfa.EventStore
-	Pending       mfa.PendingStore // per mfa_pending token: attempts and consumption
-	TokenBudget   *mfa.Budget      // per mfa_token, on Pending
-	AccountBudget *mfa.Budget      // per account, second factors: gates for UserStore.SpendAttempt
-	LoginBudget   *mfa.Budget      // per username, passwords
-	EnrollBudget  *mfa.Budget      // per factor being confirmed
-	Policy        mfa.Policy
-	Sessions      *tokens.Sessions
-	Issuer        *tokens.Issuer
-	Verifier      *tokens.Verifier
-	Keys          *tokens.KeySet
-	Ready         func(context.Context) error
-	Logger        *slog.Logger
-	Registry      *prometheus.Registry
-	Now           func() time.Time
-	Rand          func(n int) string // random base64url string of n bytes
+	App      *flows.App
+	Keys     *tokens.KeySet // the JWKS
+	Policy   mfa.Policy     // acr names: metadata and acr_values parsing
+	Ready    func(context.Context) error
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
 }
 
 // Server is the HTTP handler.
@@ -67,7 +57,6 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	m      *metrics
-	events *recorder
 }
 
 // NewServer builds the Gin engine with middleware and every route.
@@ -75,15 +64,14 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	if d.Rand == nil {
-		d.Rand = randomID
-	}
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{Deps: d, cfg: cfg, log: d.Logger, engine: gin.New(), m: newMetrics(d.Registry)}
-	s.events = newRecorder(d.Events, func(msg string, args ...any) { s.log.Warn(msg, args...) })
 	e := s.engine
 	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
 		s.log.Warn("trusted proxies ignored", "err", err)
@@ -92,9 +80,9 @@ func NewServer(cfg Config, d Deps) *Server {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors)
-	e.NoRoute(func(c *gin.Context) { _ = c.Error(problem(http.StatusNotFound, "not_found", "no such endpoint")) })
+	e.NoRoute(func(c *gin.Context) { _ = c.Error(problem(http.StatusNotFound, CodeNotFound, "no such endpoint")) })
 	e.NoMethod(func(c *gin.Context) {
-		_ = c.Error(problem(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"))
+		_ = c.Error(problem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this endpoint"))
 	})
 
 	e.GET("/healthz", s.healthz)
@@ -188,7 +176,7 @@ func (s *Server) recover(c *gin.Context) {
 			}
 			s.log.Error("panic", "request_id", requestID(c), "panic", r)
 			if !c.Writer.Written() {
-				writeProblem(c, problem(http.StatusInternalServerError, "internal_error", "an internal error occurred"))
+				writeProblem(c, problem(http.StatusInternalServerError, CodeInternalError, "an internal error occurred"))
 			}
 			c.Abort()
 		}
@@ -233,7 +221,7 @@ func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		p := problem(http.StatusServiceUnavailable, "unavailable", "the store is unreachable")
+		p := problem(http.StatusServiceUnavailable, CodeUnavailable, "the store is unreachable")
 		p.Err = err
 		_ = c.Error(p)
 		return

@@ -1,14 +1,13 @@
 package api
 
 import (
-	"errors"
+	"crypto/subtle"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 
 	"github.com/gin-gonic/gin"
-
-	"github.com/stepup-auth/stepup/mfa"
-	"github.com/stepup-auth/stepup/tokens"
 )
 
 type refreshRequest struct {
@@ -51,18 +50,115 @@ func (s *Server) refresh(c *gin.Context) {
 		_ = c.Error(badRequest("refresh_token is too long"))
 		return
 	}
-	sess, next, err := s.Sessions.Rotate(c.Request.Context(), req.RefreshToken)
+	t, err := s.App.Refresh(c.Request.Context(), client(c), req.RefreshToken)
 	if err != nil {
-		if errors.Is(err, tokens.ErrRefreshReused) {
-			s.m.issued.WithLabelValues("refresh", "reuse_detected").Inc()
-			if sess != nil {
-				s.event(c, sess.UserID, sess.ID, mfa.EventRefreshReuse, "session revoked")
-			}
-			s.log.Warn("refresh token reuse; session revoked", "request_id", requestID(c))
-		}
-		_ = c.Error(err)
+		fail(c, err)
 		return
 	}
-	s.m.issued.WithLabelValues("refresh", "rotated").Inc()
-	s.respondTokens(c, sess, next, http.StatusOK)
+	s.respondTokens(c, t)
+}
+
+// readForm parses an application/x-www-form-urlencoded body (RFC 7009 and
+// 7662 requests) strictly: only the named parameters, each at most once.
+func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
+	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, problem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/x-www-form-urlencoded")
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 16<<10)
+	if err := c.Request.ParseForm(); err != nil {
+		return nil, badRequest("the body is not a valid form")
+	}
+	form := c.Request.PostForm
+	for k, v := range form {
+		if !slices.Contains(allowed, k) {
+			return nil, badRequest("unknown parameter " + sanitize(k))
+		}
+		if len(v) != 1 {
+			return nil, badRequest("parameter " + sanitize(k) + " must appear once")
+		}
+	}
+	return form, nil
+}
+
+// readTokenForm reads the RFC 7009 / RFC 7662 request: token (required)
+// and token_type_hint (ignored: the token's form says what it is).
+func readTokenForm(c *gin.Context) (string, error) {
+	form, err := readForm(c, "token", "token_type_hint")
+	if err != nil {
+		return "", err
+	}
+	if form.Get("token") == "" {
+		return "", badRequest("token is required")
+	}
+	return form.Get("token"), nil
+}
+
+// revoke is POST /v1/token/revoke (RFC 7009). Revoking either token of a
+// session ends the session (§2.1 allows revoking the related tokens). The
+// answer is 200 whether or not the token was known (§2.2).
+func (s *Server) revoke(c *gin.Context) {
+	token, err := readTokenForm(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if err := s.App.Revoke(c.Request.Context(), client(c), token); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Status(http.StatusOK)
+}
+
+// introspect is POST /v1/token/introspect (RFC 7662) for registered
+// clients authenticated with HTTP Basic. Inactive, unknown and foreign
+// tokens all answer {"active":false} (§2.2).
+func (s *Server) introspect(c *gin.Context) {
+	id, secret, ok := c.Request.BasicAuth()
+	if !ok || !s.clientOK(id, secret) {
+		c.Header("WWW-Authenticate", `Basic realm="stepup introspection"`)
+		fail(c, problem(http.StatusUnauthorized, CodeInvalidClient, "client authentication failed"))
+		return
+	}
+	token, err := readTokenForm(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	info, err := s.App.Lookup(c.Request.Context(), token)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	now := s.Now()
+	if info == nil || !info.Session.Live(now) {
+		writeJSON(c, http.StatusOK, gin.H{"active": false})
+		return
+	}
+	sess := info.Session
+	if info.Access == nil {
+		if !sess.RefreshLive(sess.RefreshHash, now) {
+			writeJSON(c, http.StatusOK, gin.H{"active": false})
+			return
+		}
+		exp := sess.RefreshExpiresAt
+		if exp.After(sess.ExpiresAt) {
+			exp = sess.ExpiresAt
+		}
+		writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "refresh_token", "sub": sess.UserID,
+			"sid": sess.ID, "exp": exp.Unix(), "iat": sess.RefreshIssuedAt.Unix(), "iss": s.cfg.Issuer,
+			"acr": sess.ACR, "amr": sess.AMR, "auth_time": sess.AuthTime.Unix()})
+		return
+	}
+	access := info.Access
+	writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "Bearer", "iss": access.Issuer, "sub": access.Subject,
+		"aud": access.Audience, "client_id": access.ClientID, "exp": access.Expiry.Unix(), "iat": access.IssuedAt.Unix(),
+		"jti": access.ID, "sid": access.Session, "acr": access.ACR, "amr": access.AMR, "auth_time": access.AuthTime.Unix()})
+}
+
+// clientOK checks introspection client credentials in constant time.
+func (s *Server) clientOK(id, secret string) bool {
+	want, ok := s.cfg.IntrospectionClients[id]
+	return ok && subtle.ConstantTimeCompare([]byte(want), []byte(secret)) == 1
 }

@@ -31,7 +31,7 @@ func (s *Server) uiHandler() gin.HandlerFunc {
 			path = "index.html"
 		}
 		if _, err := fs.Stat(sub, path); err != nil {
-			_ = c.Error(problem(http.StatusNotFound, "not_found", "no such page"))
+			_ = c.Error(problem(http.StatusNotFound, CodeNotFound, "no such page"))
 			return
 		}
 		r := c.Request.Clone(c.Request.Context())

@@ -24,6 +24,7 @@ const (
 	EventSessionRevoked    = "session.revoked"
 	EventPasswordChanged   = "password.changed"
 	EventAdminReset        = "account.reset"
+	EventAdminUnlock       = "account.unlocked"
 )
 
 // Event is one security-relevant thing that happened to an account. It

@@ -6,18 +6,22 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"time"
 
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/store"
+	"github.com/stepup-auth/stepup/tokens"
 )
 
 const adminUsage = `usage: stepup admin reset USERNAME    remove every second factor and recovery code, end all sessions, lift locks
        stepup admin unlock USERNAME   lift password and second-factor locks only
-It uses the same STEPUP_* settings as the service. With the embedded store,
-stop the service first (or run it on 'stepup devstore').`
+It uses the same STEPUP_* settings as the service. With the embedded store it
+talks to a running service through the socket in the data folder.`
 
-// admin runs account recovery operations directly on the store.
+// admin runs the operator's account recovery: the application's Unlock and
+// Reset (api/flows), on the store the settings name.
 func admin(ctx context.Context, args []string) error {
 	if len(args) != 2 || (args[0] != "reset" && args[0] != "unlock") {
 		return errors.New(adminUsage)
@@ -57,42 +61,38 @@ func admin(ctx context.Context, args []string) error {
 	}
 	defer db.Close(context.Background())
 
-	u, err := db.UserByName(ctx, name)
-	if err != nil {
-		return fmt.Errorf("user %q: %w", name, err)
-	}
-	budget := &mfa.Budget{Store: db.Budgets(), Now: time.Now}
-	if err := budget.Reset(ctx, "pwd|"+u.Username); err != nil {
-		return err
-	}
-	if err := db.ForgiveAttempts(ctx, u.ID); err != nil {
-		return err
-	}
+	// The same application methods as the service's, on the store alone.
+	app := flows.New(flows.Deps{
+		Users:    db,
+		Events:   db.Events(),
+		Budgets:  flows.Budgets{Login: &mfa.Budget{Store: db.Budgets(), Now: time.Now}},
+		WebAuthn: &mfa.WebAuthn{Ceremonies: db.Ceremonies()},
+		Sessions: tokens.NewSessions(db.Sessions()),
+		Policy:   mfa.DefaultPolicy,
+		Logger:   quiet,
+	})
+	defer app.Close() // writes the security event before the store closes
+	op := flows.Operator{Name: "stepup admin (" + currentUser() + ")"}
 	if args[0] == "unlock" {
+		u, err := app.Unlock(ctx, op, name)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", name, err)
+		}
 		fmt.Fprintf(os.Stderr, "unlocked %s\n", u.Username)
 		return nil
 	}
-	for _, f := range u.Factors {
-		if _, err := db.RemoveFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, mfa.ErrNotEnrolled) {
-			return err
-		}
-		if f.Credential != nil {
-			if err := db.Ceremonies().ReleaseCredential(ctx, f.Credential.ID); err != nil {
-				return err
-			}
-		}
-	}
-	if err := db.SetRecoveryCodes(ctx, u.ID, nil); err != nil {
-		return err
-	}
-	now := time.Now()
-	if err := db.Sessions().RevokeUserSessions(ctx, u.ID, "", now); err != nil {
-		return err
-	}
-	if err := db.Events().AddEvents(ctx, []mfa.Event{{ID: fmt.Sprintf("admin-%d", now.UnixNano()), UserID: u.ID,
-		Type: mfa.EventAdminReset, Detail: "factors, recovery codes and sessions removed", At: now}}); err != nil {
-		return err
+	u, err := app.Reset(ctx, op, name)
+	if err != nil {
+		return fmt.Errorf("user %q: %w", name, err)
 	}
 	fmt.Fprintf(os.Stderr, "reset %s: second factors and recovery codes removed, sessions ended, locks lifted\n", u.Username)
 	return nil
+}
+
+// currentUser names the operating-system user running the command.
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return "unknown"
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/stepup-auth/stepup/api"
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/store"
 	"github.com/stepup-auth/stepup/tokens"
@@ -34,6 +35,7 @@ type App struct {
 	embedded *store.Embedded
 	db       *store.DB
 	keys     *tokens.KeySet
+	flows    *flows.App
 	server   *api.Server
 	http     *http.Server
 	ln       net.Listener
@@ -142,31 +144,42 @@ func (a *App) Open(ctx context.Context) error {
 	pending := db.PendingTokens()
 	tokenBudget := budget(5, 5)
 	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
+	a.flows = flows.New(flows.Deps{
+		Users:    db,
+		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
+		TOTP:     totp,
+		WebAuthn: wa,
+		Recovery: recovery,
+		Events:   db.Events(),
+		Pending:  pending,
+		Budgets: flows.Budgets{
+			Token:   tokenBudget,
+			Account: budget(5, mfa.NISTMaxFailures),
+			Login:   budget(10, mfa.NISTMaxFailures),
+			Enroll:  budget(5, 10),
+		},
+		Policy:      mfa.DefaultPolicy,
+		Sessions:    sessions,
+		Issuer:      issuer,
+		Verifier:    verifier,
+		MFAAudience: mfaAud,
+		SignupOpen:  c.SignupOpen,
+		Logger:      log,
+		Registry:    reg,
+		Now:         a.Now,
+	})
 	a.server = api.NewServer(api.Config{
 		Issuer: c.Issuer, MFAAudience: mfaAud, Audiences: c.Audiences, SignupOpen: c.SignupOpen,
 		CORSOrigins: c.CORSOrigins, IntrospectionClients: c.Introspectors,
 		TrustedProxies: c.TrustedProxies,
 	}, api.Deps{
-		Users:         db,
-		Password:      mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
-		TOTP:          totp,
-		WebAuthn:      wa,
-		Recovery:      recovery,
-		Events:        db.Events(),
-		Pending:       pending,
-		TokenBudget:   tokenBudget,
-		AccountBudget: budget(5, mfa.NISTMaxFailures),
-		LoginBudget:   budget(10, mfa.NISTMaxFailures),
-		EnrollBudget:  budget(5, 10),
-		Policy:        mfa.DefaultPolicy,
-		Sessions:      sessions,
-		Issuer:        issuer,
-		Verifier:      verifier,
-		Keys:          a.keys,
-		Ready:         db.Ping,
-		Logger:        log,
-		Registry:      reg,
-		Now:           a.Now,
+		App:      a.flows,
+		Keys:     a.keys,
+		Policy:   mfa.DefaultPolicy,
+		Ready:    db.Ping,
+		Logger:   log,
+		Registry: reg,
+		Now:      a.Now,
 	})
 
 	bg, cancel := context.WithCancel(context.Background())
@@ -201,6 +214,9 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 // Server is the HTTP handler (tests list its routes).
 func (a *App) Server() *api.Server { return a.server }
 
+// Flows is the application behind the handlers.
+func (a *App) Flows() *flows.App { return a.flows }
+
 // DB is the open store (tests use it to inspect state).
 func (a *App) DB() *store.DB { return a.db }
 
@@ -214,8 +230,8 @@ func (a *App) Close(ctx context.Context) error {
 	if a.cancel != nil {
 		a.cancel()
 	}
-	if a.server != nil {
-		a.server.Close() // writes queued security events while the store is still open
+	if a.flows != nil {
+		a.flows.Close() // writes queued security events while the store is still open
 	}
 	a.closeStore()
 	return err

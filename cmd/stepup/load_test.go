@@ -64,7 +64,7 @@ func BenchmarkSecondFactorLoad(b *testing.B) {
 						}
 						stepMu.Unlock()
 						u := users[k]
-						tok, _, err := a.Server().Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: []string{mfa.AMRPassword}})
+						tok, _, err := a.Flows().Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: []string{mfa.AMRPassword}})
 						if err != nil {
 							b.Error(err)
 							return
@@ -104,7 +104,7 @@ func BenchmarkSecondFactorLoad(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 
 			// Nothing skipped: events drain, then every write is checked.
-			a.Server().Close()
+			a.Flows().Close()
 			ctx := context.Background()
 			missing := 0
 			for k, u := range users {

@@ -299,25 +299,40 @@ func (g *Guard) assess(c tokens.AccessClaims, req Requirement) *Challenge {
 	return nil
 }
 
-// bearer returns the token of r's Authorization header (RFC 6750 §2.1).
-// Another scheme counts as no Bearer credentials. The token must be a
-// b64token; tokens in the query or body (§2.2, §2.3) are not accepted.
+// bearer returns the token of r's Authorization header, or the challenge
+// BearerToken's error calls for.
 func (g *Guard) bearer(r *http.Request) (string, *Challenge) {
+	tok, err := BearerToken(r)
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return "", g.noToken()
+	case err != nil:
+		return "", g.malformed(err.Error())
+	}
+	return tok, nil
+}
+
+// BearerToken returns the token of r's Authorization header (RFC 6750
+// §2.1). Another scheme counts as no Bearer credentials (ErrNoToken); a
+// repeated header, or a token that is not a b64token, is ErrMalformed.
+// Tokens in the query or body (§2.2, §2.3) are not accepted. A server that
+// verifies its tokens itself (stepup's own API) parses with it too.
+func BearerToken(r *http.Request) (string, error) {
 	vals := r.Header["Authorization"]
 	switch len(vals) {
 	case 0:
-		return "", g.noToken()
+		return "", ErrNoToken
 	case 1:
 	default:
-		return "", g.malformed("repeated Authorization header")
+		return "", fmt.Errorf("%w: repeated Authorization header", ErrMalformed)
 	}
 	scheme, tok, _ := strings.Cut(vals[0], " ")
 	if !strings.EqualFold(scheme, "Bearer") {
-		return "", g.noToken()
+		return "", ErrNoToken
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !isB64Token(tok) {
-		return "", g.malformed("credentials are not a b64token")
+		return "", fmt.Errorf("%w: credentials are not a b64token", ErrMalformed)
 	}
 	return tok, nil
 }

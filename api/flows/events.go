@@ -1,12 +1,9 @@
-package api
+package flows
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/stepup-auth/stepup/mfa"
 )
@@ -96,41 +93,7 @@ func (r *recorder) close() {
 	})
 }
 
-// event records a security event about userID from this request.
-func (s *Server) event(c *gin.Context, userID, sid, typ, detail string) {
-	if userID == "" {
-		return
-	}
-	ua := c.Request.UserAgent()
-	if len(ua) > 256 {
-		ua = ua[:256]
-	}
-	s.events.add(mfa.Event{ID: s.Rand(12), UserID: userID, SessionID: sid, Type: typ, Detail: detail,
-		At: s.Now(), IP: c.ClientIP(), UserAgent: ua})
+// Events returns the user's newest security events, at most limit.
+func (a *App) Events(ctx context.Context, userID string, limit int) ([]mfa.Event, error) {
+	return a.Deps.Events.Events(ctx, userID, limit)
 }
-
-type eventView struct {
-	Type      string    `json:"type"`
-	Detail    string    `json:"detail,omitempty"`
-	At        time.Time `json:"at"`
-	SessionID string    `json:"sid,omitempty"`
-	IP        string    `json:"ip,omitempty"`
-	UserAgent string    `json:"user_agent,omitempty"`
-}
-
-// myEvents is GET /v1/me/events: the caller's 50 most recent events.
-func (s *Server) myEvents(c *gin.Context) {
-	evs, err := s.Events.Events(c.Request.Context(), accessClaims(c).Subject, 50)
-	if err != nil {
-		_ = c.Error(err)
-		return
-	}
-	out := make([]eventView, len(evs))
-	for i, e := range evs {
-		out[i] = eventView{Type: e.Type, Detail: e.Detail, At: e.At.UTC(), SessionID: e.SessionID, IP: e.IP, UserAgent: e.UserAgent}
-	}
-	writeJSON(c, http.StatusOK, gin.H{"events": out})
-}
-
-// Close stops background work: queued security events are written first.
-func (s *Server) Close() { s.events.close() }

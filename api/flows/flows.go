@@ -1,0 +1,184 @@
+// Package flows is stepup's application: sign-in, the second factors,
+// step-up, enrollment and factor management, recovery codes, password
+// change, sessions and the operator's unlock and reset, as plain Go methods
+// that take a context and plain values and return results and errors.
+//
+// The HTTP handlers in package api decode a request, call one method of App
+// and encode its result; `stepup admin` calls the same methods. The policy
+// (what a level needs, what is offered, what a change requires) is asked of
+// mfa.Policy and nowhere else. flows imports mfa and tokens, never store (it
+// is handed implementations of the interfaces they declare) and never Gin.
+package flows
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+// Budgets are the attempt budgets, each a named value.
+type Budgets struct {
+	Token   *mfa.Budget // per mfa_token (on Deps.Pending)
+	Account *mfa.Budget // per account, second factors: gates for UserStore.SpendAttempt
+	Login   *mfa.Budget // per username, passwords
+	Enroll  *mfa.Budget // per TOTP enrollment being confirmed
+}
+
+// Deps is what an App is built from.
+type Deps struct {
+	Users    mfa.UserStore
+	Password *mfa.Password
+	TOTP     *mfa.TOTP
+	WebAuthn *mfa.WebAuthn
+	Recovery *mfa.Recovery
+	Events   mfa.EventStore
+	Pending  mfa.PendingStore // per mfa_pending token: attempts and consumption
+	Budgets  Budgets
+	Policy   mfa.Policy
+	Sessions *tokens.Sessions
+	Issuer   *tokens.Issuer
+	Verifier *tokens.Verifier
+
+	MFAAudience string // aud of mfa_pending tokens
+	SignupOpen  bool
+
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // counters are registered here when set
+	Now      func() time.Time
+	Rand     func(n int) string // random base64url string of n bytes
+}
+
+// App is the application. Its methods are safe for concurrent use.
+type App struct {
+	Deps
+	m      *metrics
+	events *recorder
+}
+
+// New returns an App; Close it to write the queued security events.
+func New(d Deps) *App {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Rand == nil {
+		d.Rand = randomID
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	a := &App{Deps: d, m: newMetrics(d.Registry)}
+	a.events = newRecorder(d.Events, func(msg string, args ...any) { a.Logger.Warn(msg, args...) })
+	return a
+}
+
+// Close writes the queued security events and stops their writers.
+func (a *App) Close() { a.events.close() }
+
+// Client is who is asking, for security events: never trusted for a
+// decision.
+type Client struct {
+	IP        string
+	UserAgent string
+}
+
+// Caller is a signed-in session presenting an access token.
+type Caller struct {
+	Claims  tokens.AccessClaims
+	Session *tokens.Session
+	Client  Client
+}
+
+// Tokens is a completed authentication.
+type Tokens struct {
+	Session      *tokens.Session
+	Access       string
+	AccessExpiry time.Time
+	Refresh      string // empty after a step-up: the session's refresh token still works
+	// RecoveryLeft is set after a recovery code was used.
+	RecoveryLeft *int
+}
+
+// Pending says a second factor is required.
+type Pending struct {
+	Token   string
+	Expiry  time.Time
+	Factors []string
+}
+
+// Outcome is either tokens or a pending second factor.
+type Outcome struct {
+	Tokens  *Tokens
+	Pending *Pending
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// event records a security event about userID.
+func (a *App) event(cl Client, userID, sid, typ, detail string) {
+	if userID == "" {
+		return
+	}
+	ua := cl.UserAgent
+	if len(ua) > 256 {
+		ua = ua[:256]
+	}
+	a.events.add(mfa.Event{ID: a.Rand(12), UserID: userID, SessionID: sid, Type: typ, Detail: detail,
+		At: a.Now(), IP: cl.IP, UserAgent: ua})
+}
+
+// issue signs an access token for sess.
+func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
+	access, claims, err := a.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
+	if err != nil {
+		return nil, err
+	}
+	a.m.issued.WithLabelValues("access", "issued").Inc()
+	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh}, nil
+}
+
+// start begins a session for a finished authentication.
+func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
+	sess, refresh, err := a.Sessions.Start(ctx, userID, a.Now(), as.ACR, as.AMR)
+	if err != nil {
+		return nil, err
+	}
+	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
+	return a.issue(sess, refresh)
+}
+
+func describe(as mfa.Assurance) string {
+	out := as.ACR
+	for i, m := range as.AMR {
+		if i == 0 {
+			out += " "
+		} else {
+			out += ","
+		}
+		out += m
+	}
+	return out
+}
+
+// throttled counts a refusal by an attempt budget and reports whether err
+// was one.
+func (a *App) throttled(err error) bool {
+	if _, ok := err.(*mfa.ThrottledError); ok {
+		a.m.lockouts.Inc()
+		return true
+	}
+	return false
+}

@@ -1,0 +1,257 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+// PendingToken verifies an mfa_pending token (ErrPendingBad). Whether it
+// was used is checked by the step that spends it.
+func (a *App) PendingToken(token string) (tokens.PendingClaims, error) {
+	pc, err := a.Verifier.Pending(token, a.MFAAudience)
+	if err != nil {
+		return tokens.PendingClaims{}, errors.Join(ErrPendingBad, err)
+	}
+	return pc, nil
+}
+
+// VerifyTOTP is the TOTP second factor.
+//
+// Order matters: the code's format is checked before anything is spent;
+// then one attempt of the token's budget and one of the account's are
+// counted (each an atomic conditional update, so a burst evaluates exactly
+// as many guesses as the budgets allow); then the code's time step is taken
+// with one conditional update that accepts only a step later than the last
+// (single use, never backwards) and records the use; last the mfa_token is
+// consumed atomically, so of two racing winners only one gets tokens.
+func (a *App) VerifyTOTP(ctx context.Context, cl Client, pc tokens.PendingClaims, code string) (*Tokens, error) {
+	if err := a.TOTP.CheckFormat(code); err != nil {
+		return nil, err
+	}
+	if err := a.reaches(pc, string(mfa.KindTOTP)); err != nil {
+		return nil, err
+	}
+	u, err := a.spendAttempt(ctx, cl, pc)
+	if err != nil {
+		return nil, err
+	}
+	f, step, err := a.TOTP.MatchAny(u, code)
+	if err == nil {
+		err = a.Users.UseStep(ctx, u.ID, f.ID, step, a.Now(), false, time.Time{})
+		if errors.Is(err, mfa.ErrNotEnrolled) {
+			err = mfa.ErrBadCode // removed meanwhile
+		}
+	}
+	if err != nil {
+		if errors.Is(err, mfa.ErrBadCode) {
+			a.m.verified("totp", false)
+			a.event(cl, u.ID, pc.Session, mfa.EventMFAFailure, "totp")
+		}
+		return nil, err
+	}
+	a.m.verified("totp", true)
+	return a.finish(ctx, cl, pc, u, nil, mfa.AMROTP)
+}
+
+// VerifyRecovery is a recovery code as the second factor: it shares the
+// account's failure budget, proves "rec" (never otp or hwk) and says how
+// many codes remain.
+func (a *App) VerifyRecovery(ctx context.Context, cl Client, pc tokens.PendingClaims, code string) (*Tokens, error) {
+	if _, err := mfa.NormalizeRecoveryCode(code); err != nil {
+		return nil, err
+	}
+	if err := a.reaches(pc, mfa.KindRecovery); err != nil {
+		return nil, err
+	}
+	u, err := a.spendAttempt(ctx, cl, pc)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Recovery.Use(ctx, u, code); err != nil {
+		a.m.verified("recovery", false)
+		a.event(cl, u.ID, pc.Session, mfa.EventMFAFailure, "recovery code")
+		return nil, err
+	}
+	a.m.verified("recovery", true)
+	if err := a.Users.ForgiveAttempts(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	left, err := a.Recovery.Remaining(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	a.event(cl, u.ID, pc.Session, mfa.EventRecoveryUsed, strconv.Itoa(left)+" left")
+	return a.finish(ctx, cl, pc, u, &left, mfa.AMRRecovery)
+}
+
+// WebAuthnOptions starts a second-factor assertion bound to the mfa_token.
+// A step-up to the top level offers only device-bound keys; when nothing
+// known counts (no password in this flow), the key must verify its user to
+// be a second factor of its own.
+func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*protocol.CredentialAssertion, error) {
+	used, err := a.Pending.Consumed(ctx, pc.ID)
+	if err != nil {
+		return nil, err
+	}
+	if used {
+		return nil, ErrPendingUsed
+	}
+	u, err := a.Users.User(ctx, pc.Subject)
+	if errors.Is(err, mfa.ErrNotFound) {
+		return nil, ErrPendingUser
+	}
+	if err != nil {
+		return nil, err
+	}
+	deviceBound := pc.ACR != "" && a.Policy.Level(pc.ACR) >= 2
+	requireUV := !slices.Contains(pc.AMR, mfa.AMRPassword) && !slices.Contains(pc.AMR, mfa.AMRUser)
+	return a.WebAuthn.BeginLogin(ctx, u, pc.ID, deviceBound, requireUV)
+}
+
+// VerifyWebAuthn is a WebAuthn assertion as the second factor; acr and amr
+// follow what this assertion's flags (BE, UV) proved. Every failure is
+// mfa.ErrCeremony, whatever the cause.
+func (a *App) VerifyWebAuthn(ctx context.Context, cl Client, pc tokens.PendingClaims, body []byte) (*Tokens, error) {
+	u, err := a.spendAttempt(ctx, cl, pc)
+	if err != nil {
+		return nil, err
+	}
+	_, as, err := a.WebAuthn.FinishLogin(ctx, u, pc.ID, body)
+	if err != nil {
+		a.m.verified("webauthn", false)
+		a.event(cl, u.ID, pc.Session, mfa.EventMFAFailure, "webauthn")
+		return nil, err
+	}
+	a.m.verified("webauthn", true)
+	return a.finish(ctx, cl, pc, u, nil, as.Methods()...)
+}
+
+// PasskeyOptions starts a usernameless passkey sign-in.
+func (a *App) PasskeyOptions(ctx context.Context) (*protocol.CredentialAssertion, error) {
+	return a.WebAuthn.BeginPasskey(ctx)
+}
+
+// VerifyPasskey finishes a usernameless sign-in: a passkey with user
+// verification is both factors at once.
+func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Tokens, error) {
+	u, _, as, err := a.WebAuthn.FinishPasskey(ctx, body)
+	if err != nil {
+		a.m.verified("passkey", false)
+		return nil, err
+	}
+	a.m.verified("passkey", true)
+	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as))
+}
+
+// spendAttempt counts an attempt on the mfa_token's budget (a spent or
+// consumed token is dead) and then on the account's, which returns the user
+// in the same round trip. The token's attempt comes first, so a dead token
+// spends nothing of the account's budget.
+func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClaims) (*mfa.User, error) {
+	if _, err := a.Budgets.Token.Take(ctx, pc.ID); err != nil {
+		var th *mfa.ThrottledError
+		switch {
+		case errors.As(err, &th):
+			return nil, ErrPendingSpent
+		case errors.Is(err, mfa.ErrUsed):
+			return nil, ErrPendingUsed
+		}
+		return nil, err
+	}
+	now := a.Now()
+	u, ok, err := a.Users.SpendAttempt(ctx, pc.Subject, a.Budgets.Account.Gates(now), now)
+	if errors.Is(err, mfa.ErrNotFound) {
+		return nil, ErrPendingUser
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		err := a.Budgets.Account.Refusal(u.Attempts, now)
+		a.throttled(err)
+		a.event(cl, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
+		return nil, err
+	}
+	return u, nil
+}
+
+// reaches refuses, before any attempt is spent, a kind of factor that
+// cannot reach, on top of what the mfa_token carries as still counted, the
+// level a step-up asks for (TOTP and recovery codes never reach aal3).
+func (a *App) reaches(pc tokens.PendingClaims, kind string) error {
+	if pc.ACR != "" && !a.Policy.CanReach(kind, pc.AMR, pc.ACR) {
+		return ErrFactorCannotReach
+	}
+	return nil
+}
+
+// finish consumes the mfa_token and issues tokens: a new session after a
+// password, or the same session raised after a step-up, at the level of
+// what the token still counted and this factor proved (mfa.Policy.Assess).
+// The factor's use and the account's budget reset were recorded by the
+// update that accepted the factor.
+func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u *mfa.User, recoveryLeft *int, proved ...string) (*Tokens, error) {
+	as := a.Policy.Assess(append(slices.Clone(pc.AMR), proved...)...)
+	if pc.ACR != "" && !a.Policy.Satisfies(as.ACR, pc.ACR) {
+		return nil, ErrFactorCannotReach
+	}
+	now := a.Now()
+	// A new session is inserted while the mfa_token is consumed; it is
+	// handed out only if this request consumed the token (an unused session
+	// has a refresh token nobody knows, and is revoked). A step-up changes
+	// an existing session, so it waits.
+	var (
+		sess    *tokens.Session
+		refresh string
+		wg      sync.WaitGroup
+		lostErr error
+	)
+	if pc.Session == "" {
+		wg.Go(func() { sess, refresh, lostErr = a.Sessions.Start(ctx, u.ID, now, as.ACR, as.AMR) })
+	}
+	consumeErr := a.Pending.Consume(ctx, pc.ID, now, pc.Expiry.Add(time.Minute))
+	wg.Wait()
+	if consumeErr != nil {
+		if errors.Is(consumeErr, mfa.ErrUsed) {
+			consumeErr = ErrPendingUsed
+		}
+		if sess != nil {
+			_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
+		}
+		return nil, consumeErr
+	}
+	if pc.Session == "" {
+		if lostErr != nil {
+			return nil, lostErr
+		}
+		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
+		t, err := a.issue(sess, refresh)
+		if t != nil {
+			t.RecoveryLeft = recoveryLeft
+		}
+		return t, err
+	}
+	sess, err := a.Sessions.Raise(ctx, pc.Session, now, as.ACR, as.AMR)
+	if err != nil {
+		if errors.Is(err, tokens.ErrSessionEnded) || errors.Is(err, tokens.ErrSessionNotFound) {
+			err = errors.Join(ErrStepUpSession, err)
+		}
+		return nil, err
+	}
+	a.m.stepups.WithLabelValues(pc.ACR, as.ACR).Inc()
+	a.event(cl, u.ID, sess.ID, mfa.EventStepUp, describe(as))
+	t, err := a.issue(sess, "")
+	if t != nil {
+		t.RecoveryLeft = recoveryLeft
+	}
+	return t, err
+}

@@ -1,0 +1,164 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
+)
+
+// SignUp creates an account. It returns ErrSignupClosed when sign-up is
+// off, mfa.ErrInvalidUsername or mfa.ErrInvalidPassword for input that
+// breaks the rules, and mfa.ErrUsernameTaken.
+func (a *App) SignUp(ctx context.Context, username, password string) (*mfa.User, error) {
+	if !a.SignupOpen {
+		return nil, ErrSignupClosed
+	}
+	return a.CreateUser(ctx, username, password)
+}
+
+// CreateUser creates an account whatever the sign-up setting (operators).
+func (a *App) CreateUser(ctx context.Context, username, password string) (*mfa.User, error) {
+	name, err := mfa.CanonicalUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := mfa.NormalizePassword(password)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := a.Password.Hash(ctx, pw)
+	if err != nil {
+		return nil, err
+	}
+	u := &mfa.User{ID: a.Rand(16), Username: name, PasswordHash: hash, CreatedAt: a.Now()}
+	if err := a.Users.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// Login is the password step. A user without a confirmed second factor
+// gets tokens at aal1; anyone else an mfa_token and the factors the policy
+// offers (an empty list when none is usable: then only an administrator
+// helps — never the password alone).
+//
+// Unknown user and wrong password give the same error after the same work:
+// an attempt on the name's budget, one read, one argon2id hash. It returns
+// mfa.ErrBusy (before spending anything) when the hasher is saturated, a
+// *mfa.ThrottledError, or mfa.ErrBadCredentials.
+func (a *App) Login(ctx context.Context, cl Client, username, password string) (*Outcome, error) {
+	name, err := mfa.CanonicalUsername(username)
+	if err != nil {
+		return nil, err
+	}
+	if len(password) > 4*mfa.MaxPasswordLen {
+		return nil, mfa.ErrInvalidPassword
+	}
+	pw, _ := mfa.NormalizePassword(password) // a wrong-length password simply fails to match
+	// A place in the hashing queue first: a server too busy to check the
+	// password answers without spending the user's password budget.
+	release, err := a.Password.Admit()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	// The budget attempt and the user are fetched at once (independent
+	// round trips); both are in hand before the password is checked.
+	var (
+		attempt mfa.Attempt
+		takeErr error
+		u       *mfa.User
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() { attempt, takeErr = a.Budgets.Login.Take(ctx, "pwd|"+name) })
+	u, err = a.Users.UserByName(ctx, name)
+	wg.Wait()
+	if takeErr != nil {
+		a.throttled(takeErr)
+		return nil, takeErr
+	}
+	phc := ""
+	switch {
+	case err == nil:
+		phc = u.PasswordHash
+	case errors.Is(err, mfa.ErrNotFound):
+		u = nil
+	default:
+		return nil, err
+	}
+	rehash, err := a.Password.VerifyAdmitted(ctx, phc, pw)
+	if err != nil {
+		if errors.Is(err, mfa.ErrBadCredentials) {
+			a.m.verified("pwd", false)
+			if u != nil {
+				a.event(cl, u.ID, "", mfa.EventLoginFailure, "password")
+			}
+		}
+		return nil, err
+	}
+	a.m.verified("pwd", true)
+	// Forgiving the budget overlaps what follows; its error is only logged
+	// (a lost reset counts more failures, never fewer).
+	wg.Go(func() {
+		if err := a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
+			a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
+		}
+	})
+	defer wg.Wait()
+	if rehash {
+		a.upgradeHash(context.WithoutCancel(ctx), u, pw)
+	}
+	if len(u.Confirmed("")) == 0 {
+		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly())
+		if err != nil {
+			return nil, err
+		}
+		return &Outcome{Tokens: t}, nil
+	}
+	have := []string{mfa.AMRPassword}
+	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have})
+	if err != nil {
+		return nil, err
+	}
+	factors := a.Policy.Offered(u, a.Policy.Levels[1], have)
+	if factors == nil {
+		factors = []string{}
+	}
+	return &Outcome{Pending: &Pending{Token: tok, Expiry: claims.Expiry, Factors: factors}}, nil
+}
+
+// upgradeHash re-hashes a password whose stored cost parameters are out of
+// date. Failure leaves the old, still valid hash.
+func (a *App) upgradeHash(ctx context.Context, u *mfa.User, pw string) {
+	hash, err := a.Password.Hash(ctx, pw)
+	if err != nil {
+		return
+	}
+	if err := a.Users.SetPassword(ctx, u.ID, hash); err != nil {
+		a.Logger.Debug("password hash upgrade skipped", "user", u.ID, "err", err)
+	}
+}
+
+// checkPassword checks u's password again for a signed-in session (a
+// password change, a step-up), counted against the username's password
+// budget like a sign-in. A wrong one is ErrPasswordRejected: the bearer
+// token itself is fine.
+func (a *App) checkPassword(ctx context.Context, cl Client, u *mfa.User, password, sid, what string) error {
+	attempt, err := a.Budgets.Login.Take(ctx, "pwd|"+u.Username)
+	if err != nil {
+		a.throttled(err)
+		return err
+	}
+	pw, _ := mfa.NormalizePassword(password)
+	if _, err := a.Password.Verify(ctx, u.PasswordHash, pw); err != nil {
+		if errors.Is(err, mfa.ErrBadCredentials) {
+			a.event(cl, u.ID, sid, mfa.EventLoginFailure, what)
+			return ErrPasswordRejected
+		}
+		return err
+	}
+	return a.Budgets.Login.Succeed(ctx, attempt)
+}

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+// verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
+func (s *Server) verifyTOTP(c *gin.Context) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	t, err := s.App.VerifyTOTP(c.Request.Context(), client(c), pendingClaims(c), req.Code)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	s.respondTokens(c, t)
+}
+
+// verifyRecovery is a recovery code as the second factor:
+// POST /v1/mfa/recovery/verify.
+func (s *Server) verifyRecovery(c *gin.Context) {
+	var req codeRequest
+	if err := decode(c, &req); err != nil {
+		fail(c, err)
+		return
+	}
+	t, err := s.App.VerifyRecovery(c.Request.Context(), client(c), pendingClaims(c), req.Code)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	s.respondTokens(c, t)
+}
+
+// webauthnOptions is POST /v1/mfa/webauthn/options: request options listing
+// the user's credentials, bound to the mfa_token.
+func (s *Server) webauthnOptions(c *gin.Context) {
+	if err := emptyBody(c); err != nil {
+		fail(c, err)
+		return
+	}
+	o, err := s.App.WebAuthnOptions(c.Request.Context(), pendingClaims(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, o)
+}
+
+// webauthnVerify is POST /v1/mfa/webauthn/verify: the assertion as second
+// factor.
+func (s *Server) webauthnVerify(c *gin.Context) {
+	body, _, err := decodeCredential(c, false)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	t, err := s.App.VerifyWebAuthn(c.Request.Context(), client(c), pendingClaims(c), body)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	s.respondTokens(c, t)
+}
+
+// passkeyOptions is POST /v1/passkeys/options: a usernameless ceremony.
+func (s *Server) passkeyOptions(c *gin.Context) {
+	if err := emptyBody(c); err != nil {
+		fail(c, err)
+		return
+	}
+	o, err := s.App.PasskeyOptions(c.Request.Context())
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, o)
+}
+
+// passkeyVerify is POST /v1/passkeys/verify: a passkey with user
+// verification is both factors at once.
+func (s *Server) passkeyVerify(c *gin.Context) {
+	body, _, err := decodeCredential(c, false)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	t, err := s.App.VerifyPasskey(c.Request.Context(), client(c), body)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	s.respondTokens(c, t)
+}
