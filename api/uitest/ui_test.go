@@ -27,9 +27,9 @@ const browserPhonePNG = "/tmp/stepup-ui.png"
 // TestBrowserUI walks a person through the page, one step after another on
 // one account (then a second): sign-up, a passkey and the recovery codes it
 // brings, a removal behind an in-place step-up, password + key, passkey
-// alone, a reload, TOTP enrollment and sign-in, a recovery code, rename, user
-// verification refused, removal, the security activity, a removed key
-// refused and a synced passkey. (Expiry of the access token and of the
+// alone, a reload, TOTP enrollment and sign-in, a recovery code, rename
+// behind a step-up, user verification refused, removal, the security
+// activity, a removed key refused and a synced passkey. (Expiry of the access token and of the
 // session: TestBrowserSessionExpiry.)
 func TestBrowserUI(t *testing.T) {
 	t.Parallel()
@@ -94,10 +94,10 @@ func TestBrowserUI(t *testing.T) {
 		}},
 		{"RemoveNeedsStepUp", func(t *testing.T) {
 			// Still in the sign-up session (aal1, the password alone): too
-			// weak to remove a factor. (The in-process test made the session
-			// eleven minutes old on a fake clock instead; a separate process
-			// runs on the real clock, so the refusal here comes from the
-			// level. The page's way through is the same RFC 9470 challenge.)
+			// weak to remove a factor. (A sign-in older than the 10 minutes
+			// of freshness gets the same RFC 9470 challenge, and the page the
+			// same way through; the service runs on the real clock, so that
+			// cause is left to the API tests' fake clock in cmd/stepup.)
 			browserWant(t, "acr before", p.text(t, "me-acr"), "aal1")
 			p.click(t, `#factors li[data-kind="webauthn"] .remove`)
 			p.click(t, `#factors li[data-kind="webauthn"] .remove-yes`)
@@ -257,6 +257,25 @@ func TestBrowserUI(t *testing.T) {
 			p.click(t, "#recovery-done")
 		}},
 		{"RenameFactor", func(t *testing.T) {
+			// Signed in with a recovery code (aal2): renaming the key needs
+			// the level it provides (mfa.Policy.Requires), so the page asks
+			// for a step-up first, and the key raises the same session.
+			p.click(t, `#factors li[data-kind="webauthn"] .rename`)
+			p.fill(t, `#factors li[data-kind="webauthn"] .rename-input`, "Work laptop")
+			p.click(t, `#factors li[data-kind="webauthn"] .rename-save`)
+			p.waitVisible(t, "stepup")
+			p.waitIdle(t)
+			if txt := p.text(t, "stepup-text"); !strings.Contains(txt, "Confirm it’s you") {
+				t.Errorf("step-up panel says %q, want it to ask to confirm it's you", txt)
+			}
+			p.click(t, "#stepup-confirm")
+			p.waitOK(t, `document.getElementById('view-mfa').checkVisibility()`, "the step-up view")
+			p.waitIdle(t)
+			p.click(t, "#webauthn-verify")
+			acr, amr := p.signedIn(t)
+			wantACR, k := browserKeyAssurance(p.credentials(t, key)[0].BackupEligibility)
+			browserWant(t, "acr after step-up", acr, wantACR)
+			browserWant(t, "amr after step-up", amr, "pwd rec "+k+" user mfa")
 			p.click(t, `#factors li[data-kind="webauthn"] .rename`)
 			p.fill(t, `#factors li[data-kind="webauthn"] .rename-input`, "Work laptop")
 			p.click(t, `#factors li[data-kind="webauthn"] .rename-save`)
@@ -396,9 +415,10 @@ func TestBrowserUI(t *testing.T) {
 				}
 			}
 			// This session began with the password and the key, then removed
-			// the key; earlier sessions are not this one: the step-up was the
-			// sign-up session's (RemoveNeedsStepUp). (Events of one second may
-			// share a time, so their order is not checked.)
+			// the key; earlier sessions are not this one: the step-ups were
+			// the sign-up session's (RemoveNeedsStepUp) and the recovery
+			// code's (RenameFactor). (Events of one second may share a time,
+			// so their order is not checked.)
 			stepUps := 0
 			for _, it := range items {
 				if it.Type == "factor.removed" && !it.Current {
@@ -407,12 +427,12 @@ func TestBrowserUI(t *testing.T) {
 				if it.Type == "session.step_up" {
 					stepUps++
 					if it.Current {
-						t.Errorf("%s event of the sign-up session marked as this session's", it.Type)
+						t.Errorf("%s event of an earlier session marked as this session's", it.Type)
 					}
 				}
 			}
-			if stepUps != 1 {
-				t.Errorf("%d session.step_up events listed, want 1 (RemoveNeedsStepUp)", stepUps)
+			if stepUps != 2 {
+				t.Errorf("%d session.step_up events listed, want 2 (RemoveNeedsStepUp, RenameFactor)", stepUps)
 			}
 			if current < 2 || other == 0 {
 				t.Errorf("%d events of this session and %d of others, want at least 2 (sign-in, removal) and 1", current, other)
@@ -528,8 +548,8 @@ func TestBrowserSessionExpiry(t *testing.T) {
 		}},
 		{"ExpiredAccessTokenRefreshes", func(t *testing.T) {
 			// The service runs on the real clock: the test waits out the
-			// token's minute and the verifier's 5 s leeway (the in-process
-			// test moved a fake clock 16 minutes on instead).
+			// token's minute and the verifier's 5 s leeway, while
+			// TestBrowserUI runs alongside.
 			wait := time.Until(signedInAt.Add(time.Minute + 5*time.Second + 2*time.Second))
 			t.Logf("waiting %v for the access token to expire", wait.Round(time.Second))
 			time.Sleep(wait)
@@ -546,11 +566,11 @@ func TestBrowserSessionExpiry(t *testing.T) {
 		}},
 		{"EndedSessionAsksForPassword", func(t *testing.T) {
 			// The session ends on the server. Its idle limit cannot be waited
-			// out here (STEPUP_SESSION_IDLE is 5 minutes at the least; the
-			// in-process test moved a fake clock 25 hours on): an operator
-			// ends it instead, with `stepup admin reset`, which ends every
-			// session of the account. The page learns it the same way, at its
-			// next call: 401, then its refresh is refused.
+			// out here (STEPUP_SESSION_IDLE is 5 minutes at the least): an
+			// operator ends it instead, with `stepup admin reset`, which ends
+			// every session of the account. The page learns it the same way
+			// as after the idle limit, at its next call: 401, then its
+			// refresh is refused.
 			t.Logf("stepup admin reset: %s", svc.admin(t, "reset", user))
 			p.click(t, `#factors li[data-kind="webauthn"] .rename`)
 			p.fill(t, `#factors li[data-kind="webauthn"] .rename-input`, "Too late")
