@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,21 +16,33 @@ import (
 const maxBody = 64 << 10
 
 // decode reads exactly one JSON object into v: the content type must be
-// application/json, unknown fields and trailing data are refused, and the
-// body is capped at maxBody bytes.
+// application/json, the body an object (not null, an array or a scalar),
+// unknown fields and trailing data are refused, and the body is capped at
+// maxBody bytes.
 func decode(c *gin.Context, v any) error {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return problem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/json")
 	}
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return problem(http.StatusRequestEntityTooLarge, CodeRequestTooLarge, "the body is too large")
 		}
+		return badRequest("the body could not be read")
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return badRequest("the body is empty")
+	}
+	if trimmed[0] != '{' {
+		// encoding/json would take null for an empty object.
+		return badRequest("the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return badRequest(describeJSONError(err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

@@ -11,6 +11,8 @@ var (
 	ErrNotFound          = errors.New("mfa: not found")
 	ErrUsernameTaken     = errors.New("mfa: username taken")
 	ErrTooManyFactors    = errors.New("mfa: too many factors")
+	ErrNotFirst          = errors.New("mfa: the user has a confirmed factor already")
+	ErrLastFactor        = errors.New("mfa: the last confirmed factor")
 	ErrUsed              = errors.New("mfa: already used")
 	ErrInvalidUsername   = errors.New("mfa: invalid username")
 	ErrInvalidPassword   = errors.New("mfa: password does not meet the rules")

@@ -80,7 +80,7 @@ func (v *totpVerifier) Verify(ctx context.Context, f *mfa.Factor, code string) (
 	if err != nil {
 		return 0, err
 	}
-	if err := v.db.UseStep(ctx, uid, f.ID, step, v.Now(), false, time.Time{}); err != nil {
+	if err := v.db.UseStep(ctx, uid, f.ID, step, v.Now(), false, time.Time{}, false); err != nil {
 		return 0, err
 	}
 	return step, nil

@@ -97,21 +97,27 @@ type UserStore interface {
 	// AddFactor adds f, first dropping enrollments that were never confirmed
 	// and were created before staleBefore, if the user then has fewer than
 	// max factors; ErrTooManyFactors otherwise, ErrNotFound if the user is
-	// gone.
-	AddFactor(ctx context.Context, id string, f Factor, max int, staleBefore time.Time) error
+	// gone. With first, a confirmed f is added only while the user has no
+	// confirmed factor (ErrNotFirst otherwise): the policy allowed it
+	// because there was none.
+	AddFactor(ctx context.Context, id string, f Factor, max int, staleBefore time.Time, first bool) error
 	// RenameFactor renames a factor. ErrNotEnrolled if it does not exist.
 	RenameFactor(ctx context.Context, id, factorID, name string) error
-	// RemoveFactor deletes a factor and returns it; when no confirmed
-	// factor remains, the recovery codes go too. ErrNotEnrolled if it does
-	// not exist.
-	RemoveFactor(ctx context.Context, id, factorID string) (*Factor, error)
+	// RemoveFactor deletes a factor and returns it and the user after the
+	// removal; when no confirmed factor remains, the recovery codes go too.
+	// Unless last is set, it refuses with ErrLastFactor to remove the last
+	// confirmed factor — decided on the state it removes from, atomically.
+	// ErrNotEnrolled if the factor does not exist.
+	RemoveFactor(ctx context.Context, id, factorID string, last bool) (removed *Factor, after *User, err error)
 	// UseStep accepts TOTP time step for the factor at now if it is later
 	// than the factor's LastStep (and, with confirm, activates an
 	// unconfirmed factor created after staleBefore), records the use and
 	// forgives the account's failures — one atomic update. ErrBadCode if
 	// the step is not later, ErrNotEnrolled if the factor is gone (or, with
-	// confirm, is stale or confirmed already).
-	UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time) error
+	// confirm, is stale or confirmed already). With first (only with
+	// confirm), the factor is activated only while the user has no
+	// confirmed factor: ErrNotFirst otherwise.
+	UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time, first bool) error
 	// UseCredential records a WebAuthn assertion: the new signature counter
 	// (accepted only if greater than the stored one, unless both are zero),
 	// the backup state and the use, and forgives the account's failures —

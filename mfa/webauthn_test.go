@@ -210,7 +210,7 @@ func (e *waEnv) enroll(t *testing.T, u *mfa.User, k *waKey) (*mfa.User, *mfa.Fac
 		t.Fatalf("FinishRegistration: %v", err)
 	}
 	f := mfa.Factor{ID: waRandID(), Kind: mfa.KindWebAuthn, Name: "key", Confirmed: true, CreatedAt: e.clk.Now(), Credential: cred}
-	if err := e.db.AddFactor(ctx, u.ID, f, 20, e.clk.Now().Add(-time.Hour)); err != nil {
+	if err := e.db.AddFactor(ctx, u.ID, f, 20, e.clk.Now().Add(-time.Hour), false); err != nil {
 		t.Fatal(err)
 	}
 	u = e.reload(t, u)

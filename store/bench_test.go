@@ -59,7 +59,7 @@ func BenchmarkStoreOps(b *testing.B) {
 	b.Run("UseStep", func(b *testing.B) {
 		for i := range b.N {
 			seq++
-			if err := db.UseStep(ctx, fmt.Sprint("u", i%n), "f", int64(1000+seq), t0, false, time.Time{}); err != nil {
+			if err := db.UseStep(ctx, fmt.Sprint("u", i%n), "f", int64(1000+seq), t0, false, time.Time{}, false); err != nil {
 				b.Fatal(err)
 			}
 		}

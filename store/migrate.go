@@ -33,6 +33,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		_, err := db.users().UpdateOne(ctx,
 			bson.D{{Key: "_id", Value: u.ID}, {Key: "factors", Value: bson.D{{Key: "$type", Value: "array"}}}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "factors", Value: m}, {Key: "nfactors", Value: int64(len(u.Factors))},
+				{Key: "nconfirmed", Value: confirmedCount(u.Factors)},
 				{Key: "mfa_fail", Value: int64(0)}}}, {Key: "$unset", Value: bson.D{{Key: "rev", Value: ""}}}})
 		if err != nil {
 			return opError(err, "migrate user %s", u.ID)
@@ -41,5 +42,41 @@ func (db *DB) migrate(ctx context.Context) error {
 	if len(old) > 0 {
 		db.log.Info(fmt.Sprintf("migrated %d users to per-factor documents", len(old)))
 	}
+	return db.migrateConfirmedCount(ctx)
+}
+
+// migrateConfirmedCount sets nconfirmed on users written before it existed.
+func (db *DB) migrateConfirmedCount(ctx context.Context) error {
+	missing := bson.D{{Key: "nconfirmed", Value: bson.D{{Key: "$exists", Value: false}}}}
+	cur, err := db.users().Find(ctx, missing)
+	if err != nil {
+		return opError(err, "migrate: find users without nconfirmed")
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return opError(err, "migrate: read users")
+	}
+	for _, d := range docs {
+		n := int64(0)
+		for _, f := range d.Factors {
+			if f.Confirmed {
+				n++
+			}
+		}
+		filter := append(bson.D{{Key: "_id", Value: d.ID}}, missing...)
+		if _, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: bson.D{{Key: "nconfirmed", Value: n}}}}); err != nil {
+			return opError(err, "migrate user %s", d.ID)
+		}
+	}
 	return nil
+}
+
+func confirmedCount(fs []factorDoc) int64 {
+	n := int64(0)
+	for _, f := range fs {
+		if f.Confirmed {
+			n++
+		}
+	}
+	return n
 }

@@ -133,8 +133,9 @@ func (db *DB) Close(ctx context.Context) error {
 }
 
 // createIndexes declares a TTL index on expires_at for every expiring
-// collection. Every other lookup is by _id. FerretDB answers TTL indexes
-// with NotImplemented; then a plain index is created and the sweeper runs.
+// collection, and the indexes of the lookups that are not by _id. The
+// embedded engine answers TTL indexes with NotImplemented; then the
+// sweeper runs instead.
 func (db *DB) createIndexes(ctx context.Context) error {
 	db.ttl = true
 	for _, name := range expiring {
@@ -149,11 +150,11 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		if !isNotImplemented(err) {
 			return opError(err, "create TTL index on %s", name)
 		}
+		// Without TTL indexes (the embedded engine) the sweeper deletes
+		// expired documents. It cannot use an index on expires_at there
+		// (range filters are not pushed down), so none is kept: it would
+		// only cost every write of these collections an index update.
 		db.ttl = false
-		plain := mongo.IndexModel{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")}
-		if _, err := db.db.Collection(name).Indexes().CreateOne(ctx, plain); err != nil && !isNotImplemented(err) {
-			return opError(err, "create index on %s", name)
-		}
 	}
 	indexes := []struct {
 		coll  string

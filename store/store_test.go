@@ -101,18 +101,18 @@ func TestUsers(t *testing.T) {
 	t.Run("FactorLimit", func(t *testing.T) {
 		newUser(t, db, "lim")
 		for i := range 3 {
-			if err := db.AddFactor(ctx, "lim", totpFactor(fmt.Sprint("l", i)), 3, t0); err != nil {
+			if err := db.AddFactor(ctx, "lim", totpFactor(fmt.Sprint("l", i)), 3, t0, false); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := db.AddFactor(ctx, "lim", totpFactor("l3"), 3, t0); !errors.Is(err, mfa.ErrTooManyFactors) {
+		if err := db.AddFactor(ctx, "lim", totpFactor("l3"), 3, t0, false); !errors.Is(err, mfa.ErrTooManyFactors) {
 			t.Fatalf("fourth factor: got %v, want ErrTooManyFactors", err)
 		}
 		// Stale enrollments make room.
 		stale := totpFactor("stale")
 		stale.Confirmed = false
 		newUser(t, db, "st", stale, totpFactor("s1"), totpFactor("s2"))
-		if err := db.AddFactor(ctx, "st", totpFactor("s3"), 3, t0.Add(time.Minute)); err != nil {
+		if err := db.AddFactor(ctx, "st", totpFactor("s3"), 3, t0.Add(time.Minute), false); err != nil {
 			t.Fatalf("with a stale enrollment: %v", err)
 		}
 		u, _ := db.User(ctx, "st")
@@ -135,7 +135,7 @@ func TestUnrelatedChangesDoNotConflict(t *testing.T) {
 			func() error { return db.RenameFactor(ctx, "u", "b", "renamed-b") },
 			func() error { return db.SetPassword(ctx, "u", "$argon2id$new") },
 			func() error { return db.SetRecoveryCodes(ctx, "u", []string{"h1", "h2"}) },
-			func() error { return db.UseStep(ctx, "u", "a", step, t0, false, time.Time{}) },
+			func() error { return db.UseStep(ctx, "u", "a", step, t0, false, time.Time{}, false) },
 		}
 		if wins := race(t, len(ops), func(i int) error { return ops[i]() }, func(error) bool { return false }); wins != len(ops) {
 			t.Fatalf("round %d: %d of %d changes succeeded", round, wins, len(ops))
@@ -165,7 +165,7 @@ func TestRemovalNeverUndone(t *testing.T) {
 		newUser(t, db, id, totpFactor("keep"), totpFactor("gone"))
 		race(t, 21, func(i int) error {
 			if i == 0 {
-				_, err := db.RemoveFactor(ctx, id, "gone")
+				_, _, err := db.RemoveFactor(ctx, id, "gone", true)
 				return err
 			}
 			return db.RenameFactor(ctx, id, "gone", fmt.Sprint("name", i))
@@ -188,19 +188,19 @@ func TestRemoveLastDropsRecovery(t *testing.T) {
 	ctx := context.Background()
 	newUser(t, db, "u", totpFactor("a"), totpFactor("b"))
 	_ = db.SetRecoveryCodes(ctx, "u", []string{"h"})
-	if _, err := db.RemoveFactor(ctx, "u", "a"); err != nil {
+	if _, _, err := db.RemoveFactor(ctx, "u", "a", true); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := db.User(ctx, "u"); len(u.RecoveryCodes) != 1 {
 		t.Fatalf("recovery codes after removing one of two factors: %v", u.RecoveryCodes)
 	}
-	if _, err := db.RemoveFactor(ctx, "u", "b"); err != nil {
+	if _, _, err := db.RemoveFactor(ctx, "u", "b", true); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := db.User(ctx, "u"); len(u.RecoveryCodes) != 0 || len(u.Factors) != 0 {
 		t.Fatalf("after removing the last factor: %+v", u)
 	}
-	if _, err := db.RemoveFactor(ctx, "u", "b"); !errors.Is(err, mfa.ErrNotEnrolled) {
+	if _, _, err := db.RemoveFactor(ctx, "u", "b", true); !errors.Is(err, mfa.ErrNotEnrolled) {
 		t.Fatalf("second removal: got %v, want ErrNotEnrolled", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestUseStep(t *testing.T) {
 		for round := range 20 {
 			id := fmt.Sprint("same", round)
 			newUser(t, db, id, totpFactor("f"))
-			wins := race(t, 50, func(int) error { return db.UseStep(ctx, id, "f", 100, t0, false, time.Time{}) }, is(mfa.ErrBadCode))
+			wins := race(t, 50, func(int) error { return db.UseStep(ctx, id, "f", 100, t0, false, time.Time{}, false) }, is(mfa.ErrBadCode))
 			if wins != 1 {
 				t.Fatalf("round %d: %d winners for one step, want 1", round, wins)
 			}
@@ -222,10 +222,10 @@ func TestUseStep(t *testing.T) {
 	})
 	t.Run("NeverBackwards", func(t *testing.T) {
 		newUser(t, db, "back", totpFactor("f"))
-		if err := db.UseStep(ctx, "back", "f", 101, t0, false, time.Time{}); err != nil {
+		if err := db.UseStep(ctx, "back", "f", 101, t0, false, time.Time{}, false); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.UseStep(ctx, "back", "f", 100, t0, false, time.Time{}); !errors.Is(err, mfa.ErrBadCode) {
+		if err := db.UseStep(ctx, "back", "f", 100, t0, false, time.Time{}, false); !errors.Is(err, mfa.ErrBadCode) {
 			t.Fatalf("earlier step: got %v, want ErrBadCode", err)
 		}
 	})
@@ -233,18 +233,18 @@ func TestUseStep(t *testing.T) {
 		f := totpFactor("new")
 		f.Confirmed = false
 		newUser(t, db, "conf", f)
-		if err := db.UseStep(ctx, "conf", "new", 5, t0, false, time.Time{}); !errors.Is(err, mfa.ErrNotEnrolled) {
+		if err := db.UseStep(ctx, "conf", "new", 5, t0, false, time.Time{}, false); !errors.Is(err, mfa.ErrNotEnrolled) {
 			t.Fatalf("sign-in with an unconfirmed factor: got %v, want ErrNotEnrolled", err)
 		}
-		if err := db.UseStep(ctx, "conf", "new", 5, t0, true, t0.Add(time.Minute)); !errors.Is(err, mfa.ErrNotEnrolled) {
+		if err := db.UseStep(ctx, "conf", "new", 5, t0, true, t0.Add(time.Minute), false); !errors.Is(err, mfa.ErrNotEnrolled) {
 			t.Fatalf("stale confirmation: got %v, want ErrNotEnrolled", err)
 		}
-		wins := race(t, 20, func(int) error { return db.UseStep(ctx, "conf", "new", 5, t0, true, t0) },
+		wins := race(t, 20, func(int) error { return db.UseStep(ctx, "conf", "new", 5, t0, true, t0, false) },
 			func(err error) bool { return errors.Is(err, mfa.ErrAlreadyConfirmed) || errors.Is(err, mfa.ErrBadCode) })
 		if wins != 1 {
 			t.Fatalf("%d confirmations, want 1", wins)
 		}
-		if err := db.UseStep(ctx, "conf", "new", 5, t0, false, time.Time{}); !errors.Is(err, mfa.ErrBadCode) {
+		if err := db.UseStep(ctx, "conf", "new", 5, t0, false, time.Time{}, false); !errors.Is(err, mfa.ErrBadCode) {
 			t.Fatalf("the confirming step again: got %v, want ErrBadCode", err)
 		}
 	})
@@ -256,7 +256,7 @@ func TestUseStep(t *testing.T) {
 				t.Fatal(ok, err)
 			}
 		}
-		if err := db.UseStep(ctx, "fg", "f", 9, t0, false, time.Time{}); err != nil {
+		if err := db.UseStep(ctx, "fg", "f", 9, t0, false, time.Time{}, false); err != nil {
 			t.Fatal(err)
 		}
 		if u, _ := db.User(ctx, "fg"); u.Attempts.Failures != 0 {

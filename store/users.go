@@ -22,15 +22,18 @@ import (
 // update of one array element without arrayFilters, which the embedded
 // engine lacks).
 type userDoc struct {
-	ID        string               `bson:"_id"`
-	Username  string               `bson:"username"`
-	Password  string               `bson:"password"`
-	Factors   map[string]factorDoc `bson:"factors"`
-	NFactors  int64                `bson:"nfactors"`
-	Recovery  []string             `bson:"recovery,omitempty"` // HMAC hashes
-	CreatedAt time.Time            `bson:"created_at"`
-	MFAFail   int64                `bson:"mfa_fail"`
-	MFALast   time.Time            `bson:"mfa_last"`
+	ID       string               `bson:"_id"`
+	Username string               `bson:"username"`
+	Password string               `bson:"password"`
+	Factors  map[string]factorDoc `bson:"factors"`
+	NFactors int64                `bson:"nfactors"`
+	// NConfirmed counts confirmed factors, so "the user's first factor"
+	// and "the last factor" are decided atomically by a filter on it.
+	NConfirmed int64     `bson:"nconfirmed"`
+	Recovery   []string  `bson:"recovery,omitempty"` // HMAC hashes
+	CreatedAt  time.Time `bson:"created_at"`
+	MFAFail    int64     `bson:"mfa_fail"`
+	MFALast    time.Time `bson:"mfa_last"`
 }
 
 type factorDoc struct {
@@ -143,7 +146,7 @@ func (db *DB) SetRecoveryCodes(ctx context.Context, id string, hashes []string) 
 // with $unset in the same update. The filter pins what the count depends
 // on (nfactors, and each stale enrollment still there and unconfirmed), so
 // a concurrent change makes it match nothing; then it reads and tries again.
-func (db *DB) AddFactor(ctx context.Context, id string, f mfa.Factor, max int, staleBefore time.Time) error {
+func (db *DB) AddFactor(ctx context.Context, id string, f mfa.Factor, max int, staleBefore time.Time, first bool) error {
 	fd, err := db.factorToDoc(id, &f)
 	if err != nil {
 		return err
@@ -154,6 +157,12 @@ func (db *DB) AddFactor(ctx context.Context, id string, f mfa.Factor, max int, s
 			return err
 		}
 		filter := bson.D{{Key: "_id", Value: id}, {Key: "nfactors", Value: int64(len(u.Factors))}}
+		if first && f.Confirmed {
+			if len(u.Confirmed("")) > 0 {
+				return mfa.ErrNotFirst
+			}
+			filter = append(filter, noneConfirmed)
+		}
 		unset := bson.D{}
 		for _, old := range u.Factors {
 			if !old.Confirmed && old.CreatedAt.Before(staleBefore) {
@@ -166,6 +175,9 @@ func (db *DB) AddFactor(ctx context.Context, id string, f mfa.Factor, max int, s
 			return mfa.ErrTooManyFactors
 		}
 		update := bson.D{{Key: "$set", Value: bson.D{{Key: fpath(f.ID), Value: fd}, {Key: "nfactors", Value: int64(n)}}}}
+		if f.Confirmed {
+			update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "nconfirmed", Value: 1}}})
+		}
 		if len(unset) > 0 {
 			update = append(update, bson.E{Key: "$unset", Value: unset})
 		}
@@ -186,62 +198,84 @@ func (db *DB) RenameFactor(ctx context.Context, id, factorID, name string) error
 		bson.D{{Key: "$set", Value: bson.D{{Key: fpath(factorID, "name"), Value: name}}}}, mfa.ErrNotEnrolled, "rename factor %s", factorID)
 }
 
-// RemoveFactor unsets one factor, conditional on it being there, and
-// returns what it was. When it was the last confirmed one, the recovery
-// codes go in the same update (they stand in for a second factor that no
-// longer exists); that decision is pinned by the filter, so a factor
-// confirmed meanwhile makes the update match nothing and it is retried.
-func (db *DB) RemoveFactor(ctx context.Context, id, factorID string) (*mfa.Factor, error) {
+// RemoveFactor unsets one factor, conditional on it being there and on
+// every other factor's confirmation being what it read, and returns what
+// it was and the user after. Whether it is the last confirmed one is
+// decided on that pinned state: then the recovery codes go in the same
+// update (they stand in for a second factor that no longer exists), and
+// without last it is refused with mfa.ErrLastFactor. A concurrent change
+// makes the update match nothing; then it reads and tries again.
+func (db *DB) RemoveFactor(ctx context.Context, id, factorID string, allowLast bool) (*mfa.Factor, *mfa.User, error) {
 	for range 5 {
 		u, err := db.User(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f := u.Factor(factorID)
 		if f == nil {
-			return nil, mfa.ErrNotEnrolled
+			return nil, nil, mfa.ErrNotEnrolled
 		}
 		filter := bson.D{{Key: "_id", Value: id}, {Key: fpath(factorID, "id"), Value: factorID}}
 		unset := bson.D{{Key: fpath(factorID), Value: ""}}
-		last := true
+		othersConfirmed := false
 		for _, o := range u.Factors {
 			if o.ID != factorID {
-				// Pin every other factor's confirmation: the recovery
-				// decision depends on it.
 				filter = append(filter, bson.E{Key: fpath(o.ID, "confirmed"), Value: o.Confirmed})
-				last = last && !o.Confirmed
+				othersConfirmed = othersConfirmed || o.Confirmed
 			}
 		}
 		filter = append(filter, bson.E{Key: "nfactors", Value: int64(len(u.Factors))})
-		if last {
+		if !othersConfirmed {
+			if f.Confirmed && !allowLast {
+				return nil, nil, mfa.ErrLastFactor
+			}
 			unset = append(unset, bson.E{Key: "recovery", Value: ""})
 		}
-		res, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$unset", Value: unset},
-			{Key: "$inc", Value: bson.D{{Key: "nfactors", Value: -1}}}})
+		inc := bson.D{{Key: "nfactors", Value: -1}}
+		if f.Confirmed {
+			inc = append(inc, bson.E{Key: "nconfirmed", Value: -1})
+		}
+		var doc userDoc
+		err = db.users().FindOneAndUpdate(ctx, filter, bson.D{{Key: "$unset", Value: unset}, {Key: "$inc", Value: inc}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue
+		}
 		if err != nil {
-			return nil, opError(err, "remove factor %s", factorID)
+			return nil, nil, opError(err, "remove factor %s", factorID)
 		}
-		if res.MatchedCount == 1 {
-			return f, nil
+		after, err := db.docToUser(&doc)
+		if err != nil {
+			return nil, nil, err
 		}
+		return f, after, nil
 	}
-	return nil, opError(errors.New("too many concurrent factor changes"), "remove factor %s", factorID)
+	return nil, nil, opError(errors.New("too many concurrent factor changes"), "remove factor %s", factorID)
 }
+
+// noneConfirmed is the filter of a user without a confirmed factor (users
+// written before nconfirmed existed are migrated at start).
+var noneConfirmed = bson.E{Key: "nconfirmed", Value: int64(0)}
 
 // UseStep takes a TOTP time step with one conditional update; see
 // mfa.UserStore.
-func (db *DB) UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time) error {
+func (db *DB) UseStep(ctx context.Context, id, factorID string, step int64, now time.Time, confirm bool, staleBefore time.Time, first bool) error {
 	filter := bson.D{{Key: "_id", Value: id},
 		{Key: fpath(factorID, "kind"), Value: string(mfa.KindTOTP)},
 		{Key: fpath(factorID, "confirmed"), Value: !confirm},
 		{Key: fpath(factorID, "last_step"), Value: bson.D{{Key: "$lt", Value: step}}}}
 	set := bson.D{{Key: fpath(factorID, "last_step"), Value: step}, {Key: fpath(factorID, "last_used_at"), Value: now.UTC()},
 		{Key: "mfa_fail", Value: 0}}
+	update := bson.D{{Key: "$set", Value: set}}
 	if confirm {
 		filter = append(filter, bson.E{Key: fpath(factorID, "created_at"), Value: bson.D{{Key: "$gte", Value: staleBefore.UTC()}}})
+		if first {
+			filter = append(filter, noneConfirmed)
+		}
 		set = append(set, bson.E{Key: fpath(factorID, "confirmed"), Value: true})
+		update = bson.D{{Key: "$set", Value: set}, {Key: "$inc", Value: bson.D{{Key: "nconfirmed", Value: 1}}}}
 	}
-	res, err := db.users().UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: set}})
+	res, err := db.users().UpdateOne(ctx, filter, update)
 	if err != nil {
 		return opError(err, "use time step of factor %s", factorID)
 	}
@@ -259,6 +293,8 @@ func (db *DB) UseStep(ctx context.Context, id, factorID string, step int64, now 
 		return mfa.ErrNotEnrolled
 	case confirm && f.Confirmed:
 		return mfa.ErrAlreadyConfirmed
+	case confirm && first && len(u.Confirmed("")) > 0 && !f.Confirmed && !f.CreatedAt.Before(staleBefore) && f.LastStep < step:
+		return mfa.ErrNotFirst
 	case f.Confirmed != !confirm || (confirm && f.CreatedAt.Before(staleBefore)):
 		return mfa.ErrNotEnrolled
 	}
@@ -330,6 +366,9 @@ func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
 			return nil, err
 		}
 		doc.Factors[fd.ID] = *fd
+		if fd.Confirmed {
+			doc.NConfirmed++
+		}
 	}
 	return doc, nil
 }

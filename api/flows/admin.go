@@ -39,7 +39,7 @@ func (a *App) Reset(ctx context.Context, op Operator, username string) (*mfa.Use
 		return nil, err
 	}
 	for _, f := range u.Factors {
-		if _, err := a.Users.RemoveFactor(ctx, u.ID, f.ID); err != nil && !errors.Is(err, mfa.ErrNotEnrolled) {
+		if _, _, err := a.Users.RemoveFactor(ctx, u.ID, f.ID, true); err != nil && !errors.Is(err, mfa.ErrNotEnrolled) {
 			return nil, err
 		}
 		if f.Credential != nil {

@@ -99,7 +99,7 @@ func (a *App) EnrollTOTP(ctx context.Context, c *Caller, name string) (*TOTPEnro
 	}
 	now := a.Now()
 	f := mfa.Factor{ID: a.Rand(12), Kind: mfa.KindTOTP, Name: name, CreatedAt: now, Secret: enr.Secret, AddedBy: c.Session.ID}
-	if err := a.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow)); err != nil {
+	if err := a.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow), false); err != nil {
 		return nil, err
 	}
 	return &TOTPEnrollment{Factor: f, Secret: enr.Base32, URI: enr.URI}, nil
@@ -143,10 +143,21 @@ func (a *App) ConfirmTOTP(ctx context.Context, c *Caller, id, code string) (*mfa
 		a.throttled(err)
 		return nil, nil, err
 	}
+	// The policy let a session without the level in only because the user
+	// had no confirmed factor: the update activates the factor only while
+	// that is still so, so two enrollments confirmed at once cannot both
+	// pass that way.
+	first := len(u.Confirmed("")) == 0
 	step, err := a.TOTP.Match(f, code)
 	if err == nil {
 		// Activates the factor and takes the step in one conditional update.
-		err = a.Users.UseStep(ctx, u.ID, f.ID, step, now, true, now.Add(-enrollmentWindow))
+		err = a.Users.UseStep(ctx, u.ID, f.ID, step, now, true, now.Add(-enrollmentWindow), first)
+		if errors.Is(err, mfa.ErrNotFirst) {
+			if err = a.requireAgain(ctx, c, mfa.ChangeEnroll); err == nil {
+				first = false
+				err = a.Users.UseStep(ctx, u.ID, f.ID, step, now, true, now.Add(-enrollmentWindow), false)
+			}
+		}
 	}
 	if err != nil {
 		if errors.Is(err, mfa.ErrBadCode) {
@@ -157,9 +168,18 @@ func (a *App) ConfirmTOTP(ctx context.Context, c *Caller, id, code string) (*mfa
 	}
 	a.m.verified("totp_confirm", true)
 	a.event(c.Client, u.ID, c.Session.ID, mfa.EventFactorAdded, "totp "+f.ID)
-	first := len(u.Confirmed("")) == 0
 	f.Confirmed, f.LastUsedAt, f.LastStep = true, now, step
 	return f, a.firstRecoveryCodes(ctx, u, first), nil
+}
+
+// requireAgain reads the user again and applies the policy for ch: a
+// conditional write found the user changed since the first read.
+func (a *App) requireAgain(ctx context.Context, c *Caller, ch mfa.Change) error {
+	u, err := a.Me(ctx, c)
+	if err != nil {
+		return err
+	}
+	return a.require(c, u, ch, nil)
 }
 
 // firstRecoveryCodes makes the first set with the user's first factor.
@@ -212,8 +232,15 @@ func (a *App) RegisterWebAuthn(ctx context.Context, c *Caller, name string, body
 	now := a.Now()
 	f := mfa.Factor{ID: a.Rand(12), Kind: mfa.KindWebAuthn, Name: name, Confirmed: true, CreatedAt: now, Credential: cred,
 		AddedBy: c.Session.ID}
-	first := len(u.Confirmed("")) == 0
-	if err := a.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow)); err != nil {
+	first := len(u.Confirmed("")) == 0 // see ConfirmTOTP
+	err = a.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow), first)
+	if errors.Is(err, mfa.ErrNotFirst) {
+		if err = a.requireAgain(ctx, c, mfa.ChangeEnroll); err == nil {
+			first = false
+			err = a.Users.AddFactor(ctx, u.ID, f, maxFactors, now.Add(-enrollmentWindow), false)
+		}
+	}
+	if err != nil {
 		_ = a.WebAuthn.Ceremonies.ReleaseCredential(context.WithoutCancel(ctx), cred.ID)
 		return nil, nil, err
 	}
@@ -256,16 +283,15 @@ func (a *App) RemoveFactor(ctx context.Context, c *Caller, id string, last bool)
 	if err := a.require(c, u, mfa.ChangeRemove, f); err != nil {
 		return err
 	}
-	if f.Confirmed && len(u.Confirmed("")) == 1 && !last {
+	// Whether it is the last confirmed factor is decided by the store on
+	// the state it removes from, so two removals at once cannot both pass
+	// as "not the last".
+	removed, u, err := a.Users.RemoveFactor(ctx, u.ID, f.ID, last)
+	if errors.Is(err, mfa.ErrLastFactor) {
 		return ErrLastFactor
 	}
-	removed, err := a.Users.RemoveFactor(ctx, u.ID, f.ID)
 	if err != nil {
 		return err
-	}
-	u.Factors = slices.DeleteFunc(u.Factors, func(x mfa.Factor) bool { return x.ID == removed.ID })
-	if len(u.Confirmed("")) == 0 {
-		u.RecoveryCodes = nil // the store dropped them with the last factor
 	}
 	a.event(c.Client, u.ID, c.Session.ID, mfa.EventFactorRemoved, string(removed.Kind)+" "+removed.ID)
 	if removed.Confirmed && len(u.Confirmed("")) == 0 {

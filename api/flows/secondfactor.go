@@ -46,7 +46,7 @@ func (a *App) VerifyTOTP(ctx context.Context, cl Client, pc tokens.PendingClaims
 	}
 	f, step, err := a.TOTP.MatchAny(u, code)
 	if err == nil {
-		err = a.Users.UseStep(ctx, u.ID, f.ID, step, a.Now(), false, time.Time{})
+		err = a.Users.UseStep(ctx, u.ID, f.ID, step, a.Now(), false, time.Time{}, false)
 		if errors.Is(err, mfa.ErrNotEnrolled) {
 			err = mfa.ErrBadCode // removed meanwhile
 		}

@@ -53,8 +53,9 @@ func BenchmarkPasswordStep(b *testing.B) {
 }
 
 // BenchmarkTOTPVerify is POST /v1/mfa/totp/verify over loopback with a right
-// code: token check, two budget slots, user read and seed decryption, the
-// step claim, the token claim, the session and tokens. Every iteration gets
+// code: the token's attempt, the account's attempt with the user read and
+// seed decryption, the time step's compare-and-set, the token's
+// consumption, the session and tokens. Every iteration gets
 // a fresh mfa_token and, with the clock 30 s on, a fresh time step; the login
 // that makes the token is not timed.
 func BenchmarkTOTPVerify(b *testing.B) {
@@ -71,6 +72,28 @@ func BenchmarkTOTPVerify(b *testing.B) {
 		if err != nil || r.Status != http.StatusOK {
 			b.Fatalf("verify: %v %d %s", err, r.Status, r.Body)
 		}
+	}
+}
+
+// BenchmarkRefresh is POST /v1/token/refresh over loopback: the rotation's
+// compare-and-set on the session, the rotated hash's record, a new access
+// token.
+func BenchmarkRefresh(b *testing.B) {
+	a := startApp(b, appOptions{})
+	u := newTOTPUser(b, a, "bench-refresh")
+	a.Clock.Advance(30 * time.Second)
+	var l loginResult
+	a.verify(b, a.mfaToken(b, u.Username, u.Password), u.code(a.Clock.step())).decode(b, http.StatusOK, &l)
+	refresh := l.RefreshToken
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := a.postJSON("/v1/token/refresh", "", map[string]string{"refresh_token": refresh})
+		if err != nil || r.Status != http.StatusOK {
+			b.Fatalf("refresh: %v %d %s", err, r.Status, r.Body)
+		}
+		var next loginResult
+		r.decode(b, http.StatusOK, &next)
+		refresh = next.RefreshToken
 	}
 }
 

@@ -280,8 +280,13 @@ func (a *testApp) send(method, path, token, contentType string, body []byte) (re
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
 }
 
-// postJSON sends v marshalled as application/json; it never fails the test.
+// postJSON sends v marshalled as application/json, or no body at all for
+// a nil v (a JSON null is refused: it is not an object); it never fails the
+// test.
 func (a *testApp) postJSON(path, token string, v any) (response, error) {
+	if v == nil {
+		return a.send(http.MethodPost, path, token, "", nil)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return response{}, err
