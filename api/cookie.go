@@ -60,8 +60,7 @@ func (s *Server) cookieRefresh(c *gin.Context) (string, error) {
 		return "", badRequest("refresh_token is required")
 	}
 	if !s.cookieMode(c) {
-		return "", problem(http.StatusForbidden, CodeCSRF,
-			"a cookie refresh needs an allowed Origin and the X-Stepup-Cookie: 1 header")
+		return "", errCSRF
 	}
 	return ck.Value, nil
 }

@@ -22,13 +22,13 @@ const maxBody = 64 << 10
 func decode(c *gin.Context, v any) error {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/json" {
-		return problem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/json")
+		return errNotJSON
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return problem(http.StatusRequestEntityTooLarge, CodeRequestTooLarge, "the body is too large")
+			return errTooLarge
 		}
 		return badRequest("the body could not be read")
 	}

@@ -53,6 +53,20 @@ const (
 	noChallenge = iota
 	realmChallenge
 	invalidTokenChallenge
+	basicChallenge
+)
+
+// The HTTP layer's own errors; the table below says what each becomes.
+var (
+	errNotJSON          = errors.New("api: the body is not application/json")
+	errNotForm          = errors.New("api: the body is not a form")
+	errTooLarge         = errors.New("api: the body is too large")
+	errNoEndpoint       = errors.New("api: no such endpoint")
+	errNoPage           = errors.New("api: no such page")
+	errMethod           = errors.New("api: method not allowed")
+	errInvalidClient    = errors.New("api: introspection client authentication failed")
+	errCSRF             = errors.New("api: cookie refresh without the CSRF checks")
+	errStoreUnreachable = errors.New("api: the store is unreachable")
 )
 
 // errorEntry is one row of the error table: an error and the problem it
@@ -71,6 +85,16 @@ type errorEntry struct {
 // outages) are handled before it in toProblem. The contract test reads
 // this table: every code here is in openapi.yaml's enum and back.
 var errorTable = []errorEntry{
+	// HTTP.
+	{errNotJSON, 415, CodeUnsupportedMediaType, "the body must be application/json", noChallenge},
+	{errNotForm, 415, CodeUnsupportedMediaType, "the body must be application/x-www-form-urlencoded", noChallenge},
+	{errTooLarge, 413, CodeRequestTooLarge, "the body is too large", noChallenge},
+	{errNoEndpoint, 404, CodeNotFound, "no such endpoint", noChallenge},
+	{errNoPage, 404, CodeNotFound, "no such page", noChallenge},
+	{errMethod, 405, CodeMethodNotAllowed, "method not allowed on this endpoint", noChallenge},
+	{errInvalidClient, 401, CodeInvalidClient, "client authentication failed", basicChallenge},
+	{errCSRF, 403, CodeCSRF, "a cookie refresh needs an allowed Origin and the X-Stepup-Cookie: 1 header", noChallenge},
+	{errStoreUnreachable, 503, CodeUnavailable, "the store is unreachable", noChallenge},
 	// The mfa_token, the access token, the session.
 	{flows.ErrPendingBad, 401, CodeInvalidToken, "the mfa_token is invalid or expired", invalidTokenChallenge},
 	{flows.ErrPendingUsed, 401, CodeInvalidToken, "the mfa_token has been used", invalidTokenChallenge},
@@ -172,6 +196,8 @@ func toProblem(err error) *Problem {
 				p.Challenge = (&guard.Challenge{Realm: "stepup", Err: guard.ErrNoToken}).Header()
 			case invalidTokenChallenge:
 				p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidToken, Description: e.detail}).Header()
+			case basicChallenge:
+				p.Challenge = `Basic realm="stepup introspection"`
 			}
 			p.Err = err
 			return p

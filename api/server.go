@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -80,9 +81,9 @@ func NewServer(cfg Config, d Deps) *Server {
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
 	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors)
-	e.NoRoute(func(c *gin.Context) { _ = c.Error(problem(http.StatusNotFound, CodeNotFound, "no such endpoint")) })
+	e.NoRoute(func(c *gin.Context) { fail(c, errNoEndpoint) })
 	e.NoMethod(func(c *gin.Context) {
-		_ = c.Error(problem(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method not allowed on this endpoint"))
+		fail(c, errMethod)
 	})
 
 	e.GET("/healthz", s.healthz)
@@ -221,9 +222,7 @@ func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Ready(ctx); err != nil {
-		p := problem(http.StatusServiceUnavailable, CodeUnavailable, "the store is unreachable")
-		p.Err = err
-		_ = c.Error(p)
+		fail(c, errors.Join(errStoreUnreachable, err))
 		return
 	}
 	writeJSON(c, http.StatusOK, gin.H{"status": "ready"})

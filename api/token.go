@@ -63,7 +63,7 @@ func (s *Server) refresh(c *gin.Context) {
 func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, problem(http.StatusUnsupportedMediaType, CodeUnsupportedMediaType, "the body must be application/x-www-form-urlencoded")
+		return nil, errNotForm
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 16<<10)
 	if err := c.Request.ParseForm(); err != nil {
@@ -117,8 +117,7 @@ func (s *Server) revoke(c *gin.Context) {
 func (s *Server) introspect(c *gin.Context) {
 	id, secret, ok := c.Request.BasicAuth()
 	if !ok || !s.clientOK(id, secret) {
-		c.Header("WWW-Authenticate", `Basic realm="stepup introspection"`)
-		fail(c, problem(http.StatusUnauthorized, CodeInvalidClient, "client authentication failed"))
+		fail(c, errInvalidClient)
 		return
 	}
 	token, err := readTokenForm(c)

@@ -31,7 +31,7 @@ func (s *Server) uiHandler() gin.HandlerFunc {
 			path = "index.html"
 		}
 		if _, err := fs.Stat(sub, path); err != nil {
-			_ = c.Error(problem(http.StatusNotFound, CodeNotFound, "no such page"))
+			fail(c, errNoPage)
 			return
 		}
 		r := c.Request.Clone(c.Request.Context())

@@ -20,7 +20,7 @@ func (a *App) Unlock(ctx context.Context, op Operator, username string) (*mfa.Us
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Budgets.Login.Reset(ctx, "pwd|"+u.Username); err != nil {
+	if err := a.Budgets.Login.Reset(ctx, loginScope(u.Username)); err != nil {
 		return nil, err
 	}
 	if err := a.Users.ForgiveAttempts(ctx, u.ID); err != nil {

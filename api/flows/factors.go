@@ -139,7 +139,7 @@ func (a *App) ConfirmTOTP(ctx context.Context, c *Caller, id, code string) (*mfa
 	if err := a.require(c, u, mfa.ChangeEnroll, nil); err != nil {
 		return nil, nil, err
 	}
-	if _, err := a.Budgets.Enroll.Take(ctx, "enroll|"+f.ID); err != nil {
+	if _, err := a.Budgets.Enroll.Take(ctx, enrollScope(f.ID)); err != nil {
 		a.throttled(err)
 		return nil, nil, err
 	}

@@ -23,6 +23,13 @@ import (
 	"github.com/stepup-auth/stepup/tokens"
 )
 
+// The scopes of the budgets kept in the budget store: a username's
+// passwords (whether or not the user exists), an enrollment's confirmation
+// codes. The account's second-factor budget is on the user; an
+// mfa_token's on its own document.
+func loginScope(username string) string  { return "pwd|" + username }
+func enrollScope(factorID string) string { return "enroll|" + factorID }
+
 // Budgets are the attempt budgets, each a named value.
 type Budgets struct {
 	Token   *mfa.Budget // per mfa_token (on Deps.Pending)

@@ -73,7 +73,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		u       *mfa.User
 		wg      sync.WaitGroup
 	)
-	wg.Go(func() { attempt, takeErr = a.Budgets.Login.Take(ctx, "pwd|"+name) })
+	wg.Go(func() { attempt, takeErr = a.Budgets.Login.Take(ctx, loginScope(name)) })
 	u, err = a.Users.UserByName(ctx, name)
 	wg.Wait()
 	if takeErr != nil {
@@ -147,7 +147,7 @@ func (a *App) upgradeHash(ctx context.Context, u *mfa.User, pw string) {
 // budget like a sign-in. A wrong one is ErrPasswordRejected: the bearer
 // token itself is fine.
 func (a *App) checkPassword(ctx context.Context, cl Client, u *mfa.User, password, sid, what string) error {
-	attempt, err := a.Budgets.Login.Take(ctx, "pwd|"+u.Username)
+	attempt, err := a.Budgets.Login.Take(ctx, loginScope(u.Username))
 	if err != nil {
 		a.throttled(err)
 		return err
