@@ -7,6 +7,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
@@ -48,7 +51,9 @@ func decode(c *gin.Context, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("the body must hold exactly one JSON object")
 	}
-	return nil
+	// What encoding/json let pass is checked again, strictly; v is not
+	// used when this fails.
+	return checkMembers(body, v)
 }
 
 // describeJSONError names the field at fault without echoing the input.
@@ -83,4 +88,64 @@ func writeJSON(c *gin.Context, status int, v any) {
 	c.Header("Content-Type", "application/json")
 	c.Status(status)
 	_ = jsonEncoder(c.Writer).Encode(v)
+}
+
+// checkMembers holds the body's top-level members to v's JSON names
+// exactly, where encoding/json is lenient: a member name must match a
+// field's name to the letter (encoding/json matches case-insensitively, so
+// {"USERNAME":…} would fill Username), may appear once (encoding/json keeps
+// the last), and may not be null (encoding/json leaves the zero value). A
+// field without omitempty is required.
+func checkMembers(body []byte, v any) error {
+	fields := map[string]bool{} // name → required
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			fields[name] = !strings.Contains(opts, "omitempty")
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return badRequest(describeJSONError(err))
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return badRequest(describeJSONError(err))
+		}
+		name, _ := tok.(string)
+		if _, ok := fields[name]; !ok {
+			return badRequest("unknown field " + sanitize(name))
+		}
+		if seen[name] {
+			return badRequest("field " + strconv.Quote(name) + " appears more than once")
+		}
+		seen[name] = true
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return badRequest(describeJSONError(err))
+		}
+		if string(raw) == "null" {
+			return badRequest("field " + strconv.Quote(name) + " must not be null")
+		}
+	}
+	for name, required := range fields {
+		if required && !seen[name] {
+			return badRequest("field " + strconv.Quote(name) + " is required")
+		}
+	}
+	return nil
 }

@@ -58,7 +58,7 @@ func (s *Server) getFactor(c *gin.Context) {
 }
 
 type enrollRequest struct {
-	Name string `json:"name"`
+	Name string `json:"name,omitempty"`
 }
 
 type totpEnrollment struct {

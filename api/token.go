@@ -11,7 +11,7 @@ import (
 )
 
 type refreshRequest struct {
-	RefreshToken string `json:"refresh_token"`
+	RefreshToken string `json:"refresh_token,omitempty"` // absent: the cookie
 }
 
 // refresh rotates a refresh token: POST /v1/token/refresh. The new access
