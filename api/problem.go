@@ -246,11 +246,42 @@ func writeProblem(c *gin.Context, p *Problem) {
 		Code     string `json:"code"`
 		Detail   string `json:"detail,omitempty"`
 		Instance string `json:"instance,omitempty"`
+		// Error is the RFC 6749 §5.2 error code, beside the problem's
+		// members, on the endpoints OAuth clients call (refresh, RFC 7009
+		// revocation, RFC 7662 introspection).
+		Error string `json:"error,omitempty"`
 	}{Type: "about:blank", Title: p.Title, Status: p.Status, Code: string(p.Code), Detail: p.Detail, Instance: requestID(c)}
 	if body.Instance != "" {
 		body.Instance = "urn:request:" + body.Instance
 	}
+	if oauthEndpoint(c.FullPath()) {
+		body.Error = oauthError(p)
+	}
 	c.Render(p.Status, problemJSON{body})
+}
+
+// oauthEndpoint reports whether route is one an OAuth client library calls.
+func oauthEndpoint(route string) bool {
+	switch route {
+	case "/v1/token/refresh", "/v1/token/revoke", "/v1/token/introspect":
+		return true
+	}
+	return false
+}
+
+// oauthError is the RFC 6749 §5.2 code of p.
+func oauthError(p *Problem) string {
+	switch {
+	case p.Code == CodeInvalidClient:
+		return "invalid_client"
+	case p.Code == CodeInvalidGrant:
+		return "invalid_grant"
+	case p.Status == http.StatusServiceUnavailable:
+		return "temporarily_unavailable"
+	case p.Status >= 500:
+		return "server_error"
+	}
+	return "invalid_request"
 }
 
 type problemJSON struct{ v any }

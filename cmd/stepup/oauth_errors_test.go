@@ -1,0 +1,48 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestOAuthErrorMember: refresh, revocation (RFC 7009) and introspection
+// (RFC 7662) errors carry RFC 6749 §5.2's "error" member beside the
+// problem's, so OAuth client libraries read them; other endpoints do not.
+func TestOAuthErrorMember(t *testing.T) {
+	a := startApp(t, appOptions{})
+	oauthErr := func(r response) string {
+		t.Helper()
+		var body struct {
+			Error string `json:"error"`
+		}
+		if err := json.Unmarshal(r.Body, &body); err != nil {
+			t.Fatalf("body %s: %v", r.Body, err)
+		}
+		return body.Error
+	}
+	for _, tt := range []struct {
+		name, path, ctype, body string
+		status                  int
+		want                    string
+	}{
+		{"RefreshUnknown", "/v1/token/refresh", "application/json", `{"refresh_token":"nope.nope"}`, 400, "invalid_grant"},
+		{"RefreshBadForm", "/v1/token/refresh", "application/x-www-form-urlencoded", "grant_type=password", 400, "invalid_request"},
+		{"RevokeNoToken", "/v1/token/revoke", "application/x-www-form-urlencoded", "", 400, "invalid_request"},
+		{"RevokeNotAForm", "/v1/token/revoke", "application/json", `{}`, 415, "invalid_request"},
+		{"IntrospectNoClient", "/v1/token/introspect", "application/x-www-form-urlencoded", "token=x", 401, "invalid_client"},
+		{"LoginHasNone", "/v1/login", "application/json", `{"username":"x"}`, 400, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.raw(t, tt.path, "", tt.ctype, []byte(tt.body))
+			if r.Status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.Status, tt.status, r.Body)
+			}
+			if got := oauthErr(r); got != tt.want {
+				t.Fatalf("error member %q, want %q", got, tt.want)
+			}
+			if r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("content type %q", r.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
