@@ -35,6 +35,8 @@ type BudgetStore interface {
 	Spend(ctx context.Context, scope string, gates []Gate, now, expires time.Time) (st BudgetState, ok bool, err error)
 	// Forgive sets the scope's failure count to zero.
 	Forgive(ctx context.Context, scope string) error
+	// Refund takes one counted attempt back (never below zero).
+	Refund(ctx context.Context, scope string) error
 }
 
 // PendingStore holds, per mfa_pending token, its attempt budget and its
@@ -92,6 +94,12 @@ func (b *Budget) Take(ctx context.Context, scope string) (Attempt, error) {
 // Succeed forgives the scope's failures.
 func (b *Budget) Succeed(ctx context.Context, a Attempt) error {
 	return b.Store.Forgive(ctx, a.Scope)
+}
+
+// Refund takes back attempt a, which was counted but never evaluated
+// (another budget refused the request).
+func (b *Budget) Refund(ctx context.Context, a Attempt) error {
+	return b.Store.Refund(ctx, a.Scope)
 }
 
 // Reset forgives a scope's failures (an administrator's unlock).

@@ -115,6 +115,16 @@ func (b *Budgets) Forgive(ctx context.Context, scope string) error {
 	return nil
 }
 
+// Refund takes one counted attempt back, never below zero.
+func (b *Budgets) Refund(ctx context.Context, scope string) error {
+	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}, {Key: "fail", Value: bson.D{{Key: "$gt", Value: 0}}}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "fail", Value: -1}}}})
+	if err != nil {
+		return opError(err, "refund budget")
+	}
+	return nil
+}
+
 // Budget returns a scope's state; zero for an unknown scope.
 func (b *Budgets) Budget(ctx context.Context, scope string) (mfa.BudgetState, error) {
 	var doc budgetDoc

@@ -157,7 +157,8 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 // in the same round trip. The token's attempt comes first, so a dead token
 // spends nothing of the account's budget.
 func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClaims) (*mfa.User, error) {
-	if _, err := a.Budgets.Token.Take(ctx, pc.ID); err != nil {
+	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.ID)
+	if err != nil {
 		var th *mfa.ThrottledError
 		switch {
 		case errors.As(err, &th):
@@ -176,6 +177,12 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 		return nil, err
 	}
 	if !ok {
+		// The account's backoff refused the guess before it was evaluated:
+		// the token's attempt is given back, so waiting out the backoff does
+		// not cost the user their mfa_token.
+		if rerr := a.Budgets.Token.Refund(context.WithoutCancel(ctx), tokAttempt); rerr != nil {
+			a.Logger.Warn("mfa_token attempt not refunded", "err", rerr)
+		}
 		err := a.Budgets.Account.Refusal(u.Attempts, now)
 		a.throttled(err)
 		a.event(cl, pc.Subject, pc.Session, mfa.EventLockout, "second factor")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // TestOAuthErrorMember: refresh, revocation (RFC 7009) and introspection
@@ -44,5 +45,27 @@ func TestOAuthErrorMember(t *testing.T) {
 				t.Fatalf("content type %q", r.Header.Get("Content-Type"))
 			}
 		})
+	}
+}
+
+// TestThrottledSpendsNoTokenAttempt: a guess the account's backoff refuses
+// (429) is never evaluated, so it costs the mfa_token none of its five
+// attempts.
+func TestThrottledSpendsNoTokenAttempt(t *testing.T) {
+	a := startApp(t, appOptions{})
+	u := newTOTPUser(t, a, "patient")
+	first := a.mfaToken(t, u.Username, u.Password)
+	for i := range 5 {
+		a.verify(t, first, wrongCode(u.Secret, a.Clock.step(), i)).wantProblem(t, 401, "mfa_failed")
+	}
+	second := a.mfaToken(t, u.Username, u.Password)
+	for range 6 {
+		a.verify(t, second, wrongCode(u.Secret, a.Clock.step(), 9)).wantProblem(t, 429, "rate_limited")
+	}
+	a.Clock.Advance(2 * time.Second)
+	var l loginResult
+	a.verify(t, second, u.code(a.Clock.step())).decode(t, 200, &l)
+	if l.ACR != "aal2" {
+		t.Fatalf("acr %q", l.ACR)
 	}
 }
