@@ -120,6 +120,8 @@ var errorTable = []errorEntry{
 	{mfa.ErrInvalidUsername, 400, CodeInvalidRequest, "username must be 1–128 printable characters without spaces", noChallenge},
 	{mfa.ErrInvalidPassword, 400, CodeInvalidRequest,
 		fmt.Sprintf("password must be %d–%d characters", mfa.MinPasswordLen, mfa.MaxPasswordLen), noChallenge},
+	{mfa.ErrWeakPassword, 400, CodeInvalidRequest,
+		"that password is too common or too easy to guess; choose another (several unrelated words work well)", noChallenge},
 	{flows.ErrInvalidName, 400, CodeInvalidRequest, "name must be 1–64 characters without control characters", noChallenge},
 	// Levels.
 	{flows.ErrFactorCannotReach, 403, CodeUnmet,

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -13,6 +14,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/trustelem/zxcvbn"
 )
 
 // Password length bounds, in characters, after NFKC normalisation
@@ -208,4 +211,32 @@ func decodePHC(s string) (Argon2Params, []byte, []byte, error) {
 		return p, nil, nil, fmt.Errorf("mfa: bad hash")
 	}
 	return p, salt, key, nil
+}
+
+// ErrWeakPassword refuses a password that is common, or close enough to
+// common words, names, keyboard patterns, dates or the username to fall to
+// a guessing attack (NIST SP 800-63B §3.1.1.2: compare against values known
+// to be commonly used, expected or compromised).
+var ErrWeakPassword = errors.New("mfa: password too easy to guess")
+
+// zxcvbnPrefix bounds the strength check: zxcvbn's matching grows faster
+// than linearly, and the first 100 characters decide whether a password
+// is guessable.
+const zxcvbnPrefix = 100
+
+// CheckStrength refuses, with ErrWeakPassword, a password that zxcvbn
+// estimates at fewer than 10⁶ guesses (score 0 or 1): its 30,000 most
+// common passwords, dictionary words and names with their usual
+// substitutions, keyboard walks, repeats, sequences, dates, and the
+// username itself. It is a blocklist that also catches the blocklist's
+// variants ("P@ssw0rd1"); it imposes no composition rule.
+func CheckStrength(password, username string) error {
+	runes := []rune(password)
+	if len(runes) > zxcvbnPrefix {
+		runes = runes[:zxcvbnPrefix]
+	}
+	if zxcvbn.PasswordStrength(string(runes), []string{username, "stepup"}).Score < 2 {
+		return ErrWeakPassword
+	}
+	return nil
 }

@@ -22,6 +22,9 @@ func (a *App) ChangePassword(ctx context.Context, c *Caller, current, next strin
 	if err != nil {
 		return err
 	}
+	if err := mfa.CheckStrength(pw, u.Username); err != nil {
+		return err
+	}
 	if err := a.require(c, u, mfa.ChangePassword, nil); err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ func (a *App) CreateUser(ctx context.Context, username, password string) (*mfa.U
 	if err != nil {
 		return nil, err
 	}
+	if err := mfa.CheckStrength(pw, name); err != nil {
+		return nil, err
+	}
 	hash, err := a.Password.Hash(ctx, pw)
 	if err != nil {
 		return nil, err

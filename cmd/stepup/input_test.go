@@ -162,9 +162,23 @@ func TestSignup(t *testing.T) {
 	t.Run("PasswordLength", func(t *testing.T) {
 		a.post(t, "/v1/users", "", credentials{"short-pw", "1234567"}).wantProblem(t, http.StatusBadRequest, "invalid_request")
 		a.post(t, "/v1/users", "", credentials{"long-pw", strings.Repeat("p", 1025)}).wantProblem(t, http.StatusBadRequest, "invalid_request")
-		// The bounds themselves are allowed.
-		a.signup(t, "short-pw", "12345678")
-		a.signup(t, "long-pw", strings.Repeat("p", 1024))
+		// The bounds themselves are allowed (for passwords hard to guess).
+		a.signup(t, "short-pw", "k7#Qv!2z")
+		a.signup(t, "long-pw", "x7#Qv!2zw9@Lm4$Tb8&Rn3^Yc"+strings.Repeat("p", 999))
+	})
+	t.Run("CommonPasswordsRefused", func(t *testing.T) {
+		// NIST SP 800-63B §3.1.1.2: a blocklist of common, expected or
+		// compromised values (zxcvbn's lists and their variants).
+		for _, weak := range []string{"12345678", "password1", "P@ssw0rd1", "qwertyuiop", "common-pw2024"} {
+			a.post(t, "/v1/users", "", credentials{"common-pw", weak}).wantProblem(t, http.StatusBadRequest, "invalid_request")
+		}
+		a.signup(t, "changer", "changer correct horse battery")
+		l := a.login(t, "changer", "changer correct horse battery")
+		a.post(t, "/v1/me/password", l.AccessToken, map[string]string{"current_password": "changer correct horse battery",
+			"new_password": "changer2024"}).wantProblem(t, http.StatusBadRequest, "invalid_request")
+		if l2 := a.login(t, "changer", "changer correct horse battery"); l2.Status != "authenticated" {
+			t.Fatalf("the old password after a refused change: %+v", l2)
+		}
 	})
 	t.Run("ClosedSignup", func(t *testing.T) {
 		closed := startApp(t, appOptions{SignupClosed: true})
