@@ -10,8 +10,12 @@
 // rotates them with overlap and renders the JWKS; an Issuer signs tokens with
 // the KeySet's current key; a Verifier checks them against any KeyResolver,
 // so a resource server can reuse it over a fetched JWKS. Verification pins
-// one algorithm per kid, requires exp, checks typ, iss and aud, refuses any
-// crit header and never takes a key from the token (jwk, jku, x5u, x5c).
+// one algorithm per kid, requires exp, checks typ, iss and aud, and makes
+// the exact checks of RFC 8725: a header of alg, kid and typ only (so no
+// crit, and never a key from the token: jwk, jku, x5u, x5c), no duplicated
+// member, every registered claim of its JSON type, client_id on access
+// tokens, a lifetime bounded by configuration, iat and auth_time not in the
+// future.
 // Every refusal is ErrInvalidToken (ErrExpired narrows it); callers never
 // need golang-jwt.
 //

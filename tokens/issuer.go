@@ -23,10 +23,12 @@ type IssuerConfig struct {
 	// Audiences is the "aud" of access tokens: the resource servers'
 	// identifiers (required, none empty, not containing MFAAudience).
 	Audiences []string
-	// ClientID is the RFC 9068 "client_id" of access tokens; omitted when
-	// empty.
+	// ClientID is the RFC 9068 "client_id" of access tokens (required: a
+	// Verifier refuses an access token without it).
 	ClientID string
-	// AccessTTL is the access-token lifetime (default 15 minutes).
+	// AccessTTL is the access-token lifetime (default 15 minutes). A
+	// Verifier refuses tokens living longer than its MaxAccessTTL (default
+	// DefaultMaxAccessTTL).
 	AccessTTL time.Duration
 	// PendingTTL is the mfa_pending lifetime (default and maximum 5 minutes).
 	PendingTTL time.Duration
@@ -66,6 +68,8 @@ func (c IssuerConfig) Validate() error {
 		return errors.New("tokens: issuer is required")
 	case len(c.Audiences) == 0 || slices.Contains(c.Audiences, ""):
 		return errors.New("tokens: access-token audiences are required and must not be empty strings")
+	case c.ClientID == "":
+		return errors.New("tokens: issuer needs the access-token client_id")
 	case slices.Contains(c.Audiences, c.MFAAudience):
 		return fmt.Errorf("tokens: the MFA audience %q must not be an access-token audience", c.MFAAudience)
 	case c.AccessTTL <= 0:

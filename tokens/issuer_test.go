@@ -184,7 +184,7 @@ func TestIssuerRefusesIncompleteClaims(t *testing.T) {
 
 func TestIssuerWithoutKey(t *testing.T) {
 	keys := NewKeySet(newMemStore(), KeySetOptions{}) // never refreshed
-	iss := NewIssuer(keys, IssuerConfig{Issuer: testIssuer, Audiences: []string{testAudience}})
+	iss := NewIssuer(keys, IssuerConfig{Issuer: testIssuer, Audiences: []string{testAudience}, ClientID: "c"})
 	if _, _, err := iss.Access("u", "s", time.Now(), "aal1", nil); !errors.Is(err, ErrNoKey) {
 		t.Errorf("Access error = %v, want ErrNoKey", err)
 	}
@@ -198,14 +198,17 @@ func TestConfigValidation(t *testing.T) {
 		name string
 		err  error
 	}{
-		{"IssuerNeedsIssuer", IssuerConfig{Audiences: []string{"a"}}.Validate()},
-		{"IssuerNeedsAudience", IssuerConfig{Issuer: "i"}.Validate()},
-		{"IssuerRefusesEmptyAudience", IssuerConfig{Issuer: "i", Audiences: []string{""}}.Validate()},
-		{"IssuerRefusesMFAAudienceForAccess", IssuerConfig{Issuer: "i", Audiences: []string{"i/v1/mfa"}}.Validate()},
-		{"PendingTTLAtMostFiveMinutes", IssuerConfig{Issuer: "i", Audiences: []string{"a"}, PendingTTL: 6 * time.Minute}.Validate()},
-		{"NegativeAccessTTL", IssuerConfig{Issuer: "i", Audiences: []string{"a"}, AccessTTL: -time.Second}.Validate()},
+		{"IssuerNeedsIssuer", IssuerConfig{Audiences: []string{"a"}, ClientID: "c"}.Validate()},
+		{"IssuerNeedsClientID", IssuerConfig{Issuer: "i", Audiences: []string{"a"}}.Validate()},
+		{"IssuerNeedsAudience", IssuerConfig{Issuer: "i", ClientID: "c"}.Validate()},
+		{"IssuerRefusesEmptyAudience", IssuerConfig{Issuer: "i", ClientID: "c", Audiences: []string{""}}.Validate()},
+		{"IssuerRefusesMFAAudienceForAccess", IssuerConfig{Issuer: "i", ClientID: "c", Audiences: []string{"i/v1/mfa"}}.Validate()},
+		{"PendingTTLAtMostFiveMinutes", IssuerConfig{Issuer: "i", ClientID: "c", Audiences: []string{"a"}, PendingTTL: 6 * time.Minute}.Validate()},
+		{"NegativeAccessTTL", IssuerConfig{Issuer: "i", ClientID: "c", Audiences: []string{"a"}, AccessTTL: -time.Second}.Validate()},
 		{"VerifierNeedsIssuer", VerifierConfig{Audiences: []string{"a"}}.Validate()},
 		{"VerifierNeedsAudience", VerifierConfig{Issuer: "i"}.Validate()},
+		{"VerifierNegativeMaxAccessTTL", VerifierConfig{Issuer: "i", Audiences: []string{"a"}, MaxAccessTTL: -time.Second}.Validate()},
+		{"VerifierNegativeMaxPendingTTL", VerifierConfig{Issuer: "i", Audiences: []string{"a"}, MaxPendingTTL: -time.Second}.Validate()},
 		{"KeySetUnknownAlg", KeySetOptions{Alg: "RS256"}.Validate()},
 		{"KeySetPublishNotBeforeRotation", KeySetOptions{Rotation: time.Hour, Publish: time.Hour}.Validate()},
 		{"KeySetNegativeRetain", KeySetOptions{Retain: -time.Hour}.Validate()},
@@ -218,7 +221,7 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 	t.Run("DefaultsAreValid", func(t *testing.T) {
-		if err := (IssuerConfig{Issuer: "i", Audiences: []string{"a"}}).Validate(); err != nil {
+		if err := (IssuerConfig{Issuer: "i", Audiences: []string{"a"}, ClientID: "c"}).Validate(); err != nil {
 			t.Error(err)
 		}
 		if err := (KeySetOptions{}).Validate(); err != nil {
@@ -232,6 +235,6 @@ func TestConfigValidation(t *testing.T) {
 			}
 		}()
 		keys := NewKeySet(newMemStore(), KeySetOptions{Retain: 10 * time.Minute})
-		NewIssuer(keys, IssuerConfig{Issuer: "i", Audiences: []string{"a"}, AccessTTL: time.Hour})
+		NewIssuer(keys, IssuerConfig{Issuer: "i", ClientID: "c", Audiences: []string{"a"}, AccessTTL: time.Hour})
 	})
 }

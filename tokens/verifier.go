@@ -27,12 +27,23 @@ type VerifierConfig struct {
 	// Audiences are the accepted access-token audiences: a token is accepted
 	// if its "aud" contains any of them (required).
 	Audiences []string
-	// Leeway is the clock skew allowed on exp and iat (default 5 seconds;
-	// negative means none).
+	// Leeway is the clock skew allowed on exp, iat and auth_time, and on
+	// the lifetimes below (default 5 seconds; negative means none).
 	Leeway time.Duration
+	// MaxAccessTTL is the longest lifetime (exp - iat) of an accepted
+	// access token (default 1 hour, the longest access-token lifetime the
+	// service can be configured with; negative is invalid).
+	MaxAccessTTL time.Duration
+	// MaxPendingTTL is the longest lifetime of an accepted mfa_pending
+	// token (default MaxPendingTTL, the longest an Issuer issues; negative
+	// is invalid).
+	MaxPendingTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultMaxAccessTTL is the default VerifierConfig.MaxAccessTTL.
+const DefaultMaxAccessTTL = time.Hour
 
 // Validate reports whether c is usable: an Issuer and at least one
 // non-empty audience.
@@ -42,6 +53,9 @@ func (c VerifierConfig) Validate() error {
 	}
 	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
 		return errors.New("tokens: verifier needs access-token audiences, none empty")
+	}
+	if c.MaxAccessTTL < 0 || c.MaxPendingTTL < 0 {
+		return errors.New("tokens: verifier token lifetimes must not be negative")
 	}
 	return nil
 }
@@ -55,11 +69,6 @@ const maxTokenLen = 8 << 10
 // RSA before the key is even looked up.
 var validAlgs = []string{ES256, EdDSA}
 
-// Headers refused outright: "crit" because this package understands no
-// extension (RFC 7515 §4.1.11), the rest because a key is never taken or
-// fetched from the token itself.
-var forbiddenHeaders = [...]string{"crit", "jwk", "jku", "x5u", "x5c"}
-
 // Verifier checks access and mfa_pending tokens. It is safe for concurrent
 // use; the parsers and key functions are built once.
 type Verifier struct {
@@ -68,6 +77,10 @@ type Verifier struct {
 	pending    *jwt.Parser
 	accessKey  jwt.Keyfunc
 	pendingKey jwt.Keyfunc
+	leeway     time.Duration
+	maxAccess  time.Duration
+	maxPending time.Duration
+	now        func() time.Time
 }
 
 // NewVerifier returns a Verifier that takes keys from keys. It panics if cfg
@@ -85,6 +98,12 @@ func NewVerifier(keys KeyResolver, cfg VerifierConfig) *Verifier {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxAccessTTL == 0 {
+		cfg.MaxAccessTTL = DefaultMaxAccessTTL
+	}
+	if cfg.MaxPendingTTL == 0 {
+		cfg.MaxPendingTTL = MaxPendingTTL
+	}
 	common := []jwt.ParserOption{
 		jwt.WithValidMethods(validAlgs),
 		jwt.WithIssuer(cfg.Issuer),
@@ -95,9 +114,13 @@ func NewVerifier(keys KeyResolver, cfg VerifierConfig) *Verifier {
 		jwt.WithStrictDecoding(),
 	}
 	v := &Verifier{
-		keys:    keys,
-		access:  jwt.NewParser(append(slices.Clone(common), jwt.WithAudience(slices.Clone(cfg.Audiences)...))...),
-		pending: jwt.NewParser(common...), // audience is per call, checked in Pending
+		keys:       keys,
+		access:     jwt.NewParser(append(slices.Clone(common), jwt.WithAudience(slices.Clone(cfg.Audiences)...))...),
+		pending:    jwt.NewParser(common...), // audience is per call, checked in Pending
+		leeway:     cfg.Leeway,
+		maxAccess:  cfg.MaxAccessTTL,
+		maxPending: cfg.MaxPendingTTL,
+		now:        cfg.Now,
 	}
 	v.accessKey = func(t *jwt.Token) (any, error) { return v.key(t, TypeAccess) }
 	v.pendingKey = func(t *jwt.Token) (any, error) { return v.key(t, TypeMFAPending) }
@@ -105,11 +128,17 @@ func NewVerifier(keys KeyResolver, cfg VerifierConfig) *Verifier {
 }
 
 // Access verifies an access token and returns its claims. Besides the
-// signature it requires: JOSE typ "at+jwt" (or "application/at+jwt"), a kid
-// the resolver knows with that key's own alg, no crit/jwk/jku/x5u/x5c
-// header, the configured iss, an aud containing one of the configured
-// audiences, exp in the future and iat not in the future (both within
-// leeway), and non-empty sub, jti, sid, auth_time and acr.
+// signature it requires: a JOSE header of exactly alg, kid and typ (no
+// crit, b64, zip, cty, jwk, jku, x5u, x5c or other member), typ "at+jwt"
+// (or "application/at+jwt"), a kid the resolver knows with that key's own
+// alg; no duplicated member in header or payload, and every registered
+// claim of its JSON type (strings; numbers for exp, iat, nbf, auth_time and
+// max_age; aud a string or array of strings; amr an array of strings); the
+// configured iss, an aud containing one of the configured audiences, exp in
+// the future and iat not in the future (both within leeway); non-empty sub,
+// client_id, jti, sid and acr; exp after iat by at most MaxAccessTTL (plus
+// leeway); auth_time present, not in the future and not after iat (within
+// leeway).
 //
 // Every refusal is ErrInvalidToken; an expired token is ErrExpired, which is
 // also ErrInvalidToken. The error text names the reason, for logs only.
@@ -121,6 +150,8 @@ func (v *Verifier) Access(token string) (AccessClaims, error) {
 	switch {
 	case c.Subject == "":
 		return AccessClaims{}, invalid("missing sub")
+	case c.ClientID == "":
+		return AccessClaims{}, invalid("missing client_id")
 	case c.ID == "":
 		return AccessClaims{}, invalid("missing jti")
 	case c.IssuedAt == nil:
@@ -132,15 +163,25 @@ func (v *Verifier) Access(token string) (AccessClaims, error) {
 	case c.ACR == "":
 		return AccessClaims{}, invalid("missing acr")
 	}
+	if err := v.lifetime(&c.RegisteredClaims, v.maxAccess); err != nil {
+		return AccessClaims{}, err
+	}
+	switch {
+	case c.AuthTime.After(v.now().Add(v.leeway)):
+		return AccessClaims{}, invalid("auth_time is in the future")
+	case c.AuthTime.After(c.IssuedAt.Add(v.leeway)):
+		return AccessClaims{}, invalid("auth_time is after iat")
+	}
 	return c.claims(), nil
 }
 
 // Pending verifies an mfa_pending token for the endpoint whose audience is
 // audience and returns its claims. It applies the rules of Access except
 // that typ must be "mfa-pending+jwt" (or "application/mfa-pending+jwt"), aud
-// must contain audience, scope must be exactly "mfa_pending", and sub, jti
-// and iat are the required claims. Errors are as for Access; an empty
-// audience refuses every token.
+// must contain audience, scope must be exactly "mfa_pending", sub, jti and
+// iat are the required claims, and the lifetime is bounded by
+// MaxPendingTTL. Errors are as for Access; an empty audience refuses every
+// token.
 func (v *Verifier) Pending(token, audience string) (PendingClaims, error) {
 	if audience == "" {
 		return PendingClaims{}, invalid("no audience to check")
@@ -161,6 +202,9 @@ func (v *Verifier) Pending(token, audience string) (PendingClaims, error) {
 	case c.IssuedAt == nil:
 		return PendingClaims{}, invalid("missing iat")
 	}
+	if err := v.lifetime(&c.RegisteredClaims, v.maxPending); err != nil {
+		return PendingClaims{}, err
+	}
 	return c.claims(), nil
 }
 
@@ -168,6 +212,9 @@ func (v *Verifier) Pending(token, audience string) (PendingClaims, error) {
 func (v *Verifier) parse(p *jwt.Parser, token string, claims jwt.Claims, key jwt.Keyfunc) error {
 	if len(token) > maxTokenLen {
 		return invalid("token too long")
+	}
+	if err := checkJSON(token); err != nil {
+		return err
 	}
 	if _, err := p.ParseWithClaims(token, claims, key); err != nil {
 		if errors.Is(err, jwt.ErrTokenExpired) {
@@ -178,14 +225,26 @@ func (v *Verifier) parse(p *jwt.Parser, token string, claims jwt.Claims, key jwt
 	return nil
 }
 
+// lifetime refuses a token whose exp is not after its iat, or later than
+// limit (plus leeway) after it. Both claims are present.
+func (v *Verifier) lifetime(c *jwt.RegisteredClaims, limit time.Duration) error {
+	switch d := c.ExpiresAt.Sub(c.IssuedAt.Time); {
+	case d <= 0:
+		return invalid("exp is not after iat")
+	case d > limit+v.leeway:
+		return invalid(fmt.Sprintf("lifetime %v exceeds %v", d, limit))
+	}
+	return nil
+}
+
 // Reasons a header is refused, returned from the key function (which
-// golang-jwt calls after decoding, before checking the signature).
+// golang-jwt calls after decoding, before checking the signature). Header
+// members other than alg, kid and typ never get this far (checkJSON).
 var (
-	errType      = errors.New("wrong typ")
-	errForbidden = errors.New("forbidden header (crit, jwk, jku, x5u or x5c)")
-	errNoKid     = errors.New("missing kid")
-	errKid       = errors.New("unknown kid")
-	errAlg       = errors.New("alg is not the algorithm of the key")
+	errType  = errors.New("wrong typ")
+	errNoKid = errors.New("missing kid")
+	errKid   = errors.New("unknown kid")
+	errAlg   = errors.New("alg is not the algorithm of the key")
 )
 
 // key checks the JOSE header of t and returns the key pinned to its kid.
@@ -193,11 +252,6 @@ func (v *Verifier) key(t *jwt.Token, typ string) (any, error) {
 	h := t.Header
 	if s, _ := h["typ"].(string); !typeIs(s, typ) {
 		return nil, errType
-	}
-	for _, name := range forbiddenHeaders {
-		if _, ok := h[name]; ok {
-			return nil, errForbidden
-		}
 	}
 	kid, _ := h["kid"].(string)
 	if kid == "" {

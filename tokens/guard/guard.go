@@ -28,9 +28,14 @@ type Config struct {
 	Levels []string
 	// Realm is the realm of every challenge (default Audience).
 	Realm string
-	// Leeway is the clock skew allowed on exp and iat (default 5 seconds;
-	// negative means none). max_age is checked without leeway.
+	// Leeway is the clock skew allowed on exp, iat and auth_time and on
+	// MaxLifetime (default 5 seconds; negative means none). max_age is
+	// checked without leeway.
 	Leeway time.Duration
+	// MaxLifetime is the longest lifetime (exp - iat) of an accepted access
+	// token (default tokens.DefaultMaxAccessTTL, one hour; negative is
+	// invalid).
+	MaxLifetime time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// CacheSize is how many verified tokens to remember until they expire,
@@ -55,6 +60,8 @@ func (c Config) Validate() error {
 		return errors.New("guard: the issuer is required")
 	case c.Audience == "":
 		return errors.New("guard: the audience is required")
+	case c.MaxLifetime < 0:
+		return errors.New("guard: the maximum token lifetime must not be negative")
 	case !quotable(c.Realm, true):
 		return fmt.Errorf("guard: realm %q must be printable ASCII without quote or backslash", c.Realm)
 	}
@@ -137,7 +144,8 @@ func New(keys tokens.KeyResolver, cfg Config) (*Guard, error) {
 	cfg = cfg.withDefaults()
 	g := &Guard{
 		verifier: tokens.NewVerifier(keys, tokens.VerifierConfig{
-			Issuer: cfg.Issuer, Audiences: []string{cfg.Audience}, Leeway: cfg.Leeway, Now: cfg.Now,
+			Issuer: cfg.Issuer, Audiences: []string{cfg.Audience}, Leeway: cfg.Leeway,
+			MaxAccessTTL: cfg.MaxLifetime, Now: cfg.Now,
 		}),
 		keys:        keys,
 		cache:       newVerifiedCache(cfg.CacheSize),
@@ -179,9 +187,12 @@ func (g *Guard) Validate(req Requirement) error {
 // returns the token's claims, or a challenge to answer with and zero claims:
 //   - no Bearer credentials: 401, no error code (RFC 6750 §3.1), Err ErrNoToken;
 //   - a repeated or malformed Authorization header: 400 invalid_request, Err ErrMalformed;
-//   - a token the tokens.Verifier refuses (signature, kid, alg, typ, iss,
-//     aud, exp, required claims): 401 invalid_token, Err the verifier's
-//     error (tokens.ErrInvalidToken; tokens.ErrExpired when expired);
+//   - a token the tokens.Verifier refuses (signature, kid, alg, typ, a
+//     header member other than alg, kid and typ, a duplicated member, a
+//     claim of the wrong JSON type, iss, aud, exp, required claims such as
+//     client_id, a lifetime over MaxLifetime, iat or auth_time in the
+//     future): 401 invalid_token, Err the verifier's error
+//     (tokens.ErrInvalidToken; tokens.ErrExpired when expired);
 //   - a valid token whose acr is below req.ACR (or not on the ladder), whose
 //     auth_time is older than req.MaxAge, or whose amr lacks a value of
 //     req.AMR: 401 insufficient_user_authentication with acr_values and
