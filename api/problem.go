@@ -115,7 +115,7 @@ var errorTable = []errorEntry{
 	{flows.ErrPasswordRequired, 400, CodePasswordRequired,
 		"the session's sign-in is older than max_age: send the password again with the step-up", noChallenge},
 	// Input.
-	{mfa.ErrMalformedRecovery, 400, CodeInvalidRequest, "a recovery code is 16 letters and digits, as shown, in groups of four", noChallenge},
+	{mfa.ErrMalformedRecovery, 400, CodeInvalidRequest, "a recovery code is 24 letters and digits as shown, in groups of four", noChallenge},
 	{mfa.ErrMalformedCode, 400, CodeInvalidRequest, "code must be a string of exactly the configured number of digits", noChallenge},
 	{mfa.ErrInvalidUsername, 400, CodeInvalidRequest, "username must be 1–128 printable characters without spaces", noChallenge},
 	{mfa.ErrInvalidPassword, 400, CodeInvalidRequest,

@@ -115,6 +115,7 @@ func startService(t *testing.T, extra ...string) *service {
 	}
 	s.env = append(s.env,
 		"STEPUP_ADDR=127.0.0.1:"+port,
+		"STEPUP_ADMIN_ADDR=off", // tests run in parallel; /metrics is not theirs
 		"STEPUP_ISSUER="+s.Origin,
 		"STEPUP_DATA_DIR="+data,
 		"STEPUP_RP_ID=localhost",

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +17,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stepup-auth/stepup/api"
 	"github.com/stepup-auth/stepup/api/flows"
@@ -25,7 +28,9 @@ import (
 
 var randRead = rand.Read
 
-// App is the running service: store, keys and HTTP server wired together.
+// App is the running service: store, keys and HTTP servers wired together:
+// the public API on Config.Addr and operations (/metrics) on
+// Config.AdminAddr.
 type App struct {
 	Config Config
 	Logger *slog.Logger
@@ -39,6 +44,8 @@ type App struct {
 	server   *api.Server
 	http     *http.Server
 	ln       net.Listener
+	admin    *http.Server // nil without an AdminAddr
+	adminLn  net.Listener
 	cancel   context.CancelFunc
 	served   chan error
 }
@@ -115,6 +122,7 @@ func (a *App) Open(ctx context.Context) error {
 		sessions.RefreshTTL = c.SessionIdle
 	}
 	recovery := mfa.NewRecovery(db.UsedRecoveryCodes())
+	recovery.Key = deriveKey(c.MasterKey, "stepup recovery-code hashes v2")
 	budgets := db.Budgets()
 	budget := func(free, limit int) *mfa.Budget {
 		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
@@ -201,15 +209,47 @@ func (a *App) Open(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	a.served = make(chan error, 1)
+	if c.AdminAddr != "" {
+		if a.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+			a.adminLn = nil
+			ln.Close() // not yet served: Shutdown would not close it
+			a.Close(context.Background())
+			return fmt.Errorf("STEPUP_ADMIN_ADDR: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		a.admin = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       90 * time.Second,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	a.served = make(chan error, 2)
 	go func() { a.served <- a.http.Serve(ln) }()
-	log.Info("stepup is listening", "addr", ln.Addr().String(), "issuer", c.Issuer,
+	adminAddr := "off"
+	if a.admin != nil {
+		go func() { a.served <- a.admin.Serve(a.adminLn) }()
+		adminAddr = a.adminLn.Addr().String()
+	}
+	log.Info("stepup is listening", "addr", ln.Addr().String(), "admin_addr", adminAddr, "issuer", c.Issuer,
 		"signup", map[bool]string{true: "open", false: "closed"}[c.SignupOpen])
 	return nil
 }
 
 // Addr is the bound listen address.
 func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// AdminAddr is the bound operations listen address, or "" when there is none.
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
 
 // Server is the HTTP handler (tests list its routes).
 func (a *App) Server() *api.Server { return a.server }
@@ -226,6 +266,9 @@ func (a *App) Close(ctx context.Context) error {
 	var err error
 	if a.http != nil {
 		err = a.http.Shutdown(ctx)
+	}
+	if a.admin != nil {
+		err = errors.Join(err, a.admin.Shutdown(ctx))
 	}
 	if a.cancel != nil {
 		a.cancel()
@@ -248,4 +291,12 @@ func (a *App) closeStore() {
 		a.embedded.Close()
 		a.embedded = nil
 	}
+}
+
+// deriveKey derives a purpose-bound key from the master key (HMAC-SHA-256
+// as a PRF), so no two uses share one key.
+func deriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }

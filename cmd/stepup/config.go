@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -12,9 +13,11 @@ import (
 	"time"
 )
 
-// Config is every setting, from the environment with flags mirroring it.
+// Config is every setting, from the environment with flags mirroring it
+// (except secrets: environment or file only).
 type Config struct {
 	Addr           string
+	AdminAddr      string // operations listener (/metrics); empty: none
 	Issuer         string
 	MongoURI       string
 	Database       string // overrides the URI's database (tests)
@@ -43,11 +46,13 @@ type setting struct {
 }
 
 var settings = []setting{
-	{"STEPUP_ADDR", "addr", ":8080", "listen address"},
+	{"STEPUP_ADDR", "addr", "127.0.0.1:8080", "public listen address (:8080 for every interface)"},
+	{"STEPUP_ADMIN_ADDR", "admin-addr", "127.0.0.1:9090", "operations listen address (/metrics); off for none"},
 	{"STEPUP_ISSUER", "issuer", "http://localhost:8080", "iss of every token and base URL of the metadata"},
 	{"STEPUP_MONGODB_URI", "mongodb-uri", "", "MongoDB connection string; unset starts the embedded store"},
 	{"STEPUP_DATA_DIR", "data-dir", "./data", "folder of the embedded store and its generated master key"},
-	{"STEPUP_MASTER_KEY", "master-key", "", "base64 32-byte key encrypting seeds and signing keys (required with a MongoDB URI)"},
+	{"STEPUP_MASTER_KEY", "master-key", "", "refused: the master key is a secret, set $STEPUP_MASTER_KEY or $STEPUP_MASTER_KEY_FILE"},
+	{"STEPUP_MASTER_KEY_FILE", "master-key-file", "", "file holding the base64 master key, readable by its owner only"},
 	{"STEPUP_AUDIENCES", "audiences", "stepup", "comma-separated audiences of access tokens; the first is this API's own"},
 	{"STEPUP_RP_ID", "rp-id", "localhost", "WebAuthn relying party ID"},
 	{"STEPUP_RP_ORIGINS", "rp-origins", "", "comma-separated exact WebAuthn origins (default: the issuer's origin)"},
@@ -64,20 +69,41 @@ var settings = []setting{
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
 
+// secretFlags are the settings read from the environment only: a flag shows
+// in the process list. Their flag is defined only to refuse it clearly.
+var secretFlags = map[string]string{
+	"STEPUP_MASTER_KEY":            "the master key is a secret: pass it in STEPUP_MASTER_KEY or STEPUP_MASTER_KEY_FILE, never as a flag (flags show in the process list)",
+	"STEPUP_INTROSPECTION_CLIENTS": "the introspection clients' secrets: pass them in STEPUP_INTROSPECTION_CLIENTS, never as a flag (flags show in the process list)",
+}
+
 // LoadConfig reads the environment, then flags (which win), and validates.
 // Each error names the variable and what it needs, in one line.
 func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("stepup serve", flag.ContinueOnError)
 	vals := map[string]*string{}
+	var refused error
 	for _, s := range settings {
 		def := s.def
 		if v := getenv(s.env); v != "" {
 			def = v
 		}
+		if msg, ok := secretFlags[s.env]; ok {
+			vals[s.env] = &def
+			name := s.flag
+			fs.BoolFunc(name, s.usage, func(string) error {
+				refused = fmt.Errorf("-%s: %s", name, msg)
+				return nil
+			})
+			continue
+		}
 		vals[s.env] = fs.String(s.flag, def, s.usage+" ($"+s.env+")")
 	}
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
+	perr := fs.Parse(args)
+	if refused != nil {
+		return Config{}, refused
+	}
+	if perr != nil {
+		return Config{}, perr
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -86,10 +112,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 
 	c := Config{Addr: get("STEPUP_ADDR"), MongoURI: get("STEPUP_MONGODB_URI"), DataDir: get("STEPUP_DATA_DIR"),
 		RPID: get("STEPUP_RP_ID"), LogLevel: get("STEPUP_LOG_LEVEL"), SigningAlg: get("STEPUP_SIGNING_ALG")}
-	var err error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return c, fmt.Errorf("STEPUP_ADDR: must be host:port or :port, got %q", c.Addr)
 	}
+	switch c.AdminAddr = get("STEPUP_ADMIN_ADDR"); c.AdminAddr {
+	case "off", "":
+		c.AdminAddr = ""
+	case c.Addr:
+		return c, fmt.Errorf("STEPUP_ADMIN_ADDR: must differ from STEPUP_ADDR (%s), or be off", c.Addr)
+	default:
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			return c, fmt.Errorf("STEPUP_ADMIN_ADDR: must be host:port, :port or off, got %q", c.AdminAddr)
+		}
+	}
+	var err error
 	if c.Issuer, err = parseIssuer(get("STEPUP_ISSUER")); err != nil {
 		return c, fmt.Errorf("STEPUP_ISSUER: %w", err)
 	}
@@ -99,12 +135,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	if c.DataDir == "" {
 		return c, errors.New("STEPUP_DATA_DIR: must not be empty")
 	}
-	if mk := get("STEPUP_MASTER_KEY"); mk != "" {
+	mk, mkFile := get("STEPUP_MASTER_KEY"), get("STEPUP_MASTER_KEY_FILE")
+	switch {
+	case mk != "" && mkFile != "":
+		return c, errors.New("STEPUP_MASTER_KEY_FILE: the master key is also in STEPUP_MASTER_KEY; set one of the two")
+	case mk != "":
 		if c.MasterKey, err = decodeKey(mk); err != nil {
 			return c, fmt.Errorf("STEPUP_MASTER_KEY: %w", err)
 		}
-	} else if c.MongoURI != "" {
-		return c, errors.New("STEPUP_MASTER_KEY: required with STEPUP_MONGODB_URI; make one with: head -c 32 /dev/urandom | base64")
+	case mkFile != "":
+		if c.MasterKey, err = readKeyFile(mkFile); err != nil {
+			return c, fmt.Errorf("STEPUP_MASTER_KEY_FILE: %w", err)
+		}
+	case c.MongoURI != "":
+		return c, errors.New("STEPUP_MASTER_KEY: required with STEPUP_MONGODB_URI (or STEPUP_MASTER_KEY_FILE); make one with: head -c 32 /dev/urandom | base64")
 	}
 	if c.Audiences = splitList(get("STEPUP_AUDIENCES")); len(c.Audiences) == 0 {
 		return c, errors.New("STEPUP_AUDIENCES: needs at least one audience")
@@ -231,6 +275,35 @@ func decodeKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("must be base64 of 32 random bytes")
+}
+
+// readKeyFile reads a base64 master key from path, which only its owner may
+// read or write: a key any other user can read is no longer a secret.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: other users may read or change it; chmod 600 it", path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<10))
+	if err != nil {
+		return nil, err
+	}
+	k, err := decodeKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
 }
 
 // masterKeyFile reads the generated master key of the embedded store, or

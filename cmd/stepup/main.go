@@ -6,7 +6,7 @@
 //	stepup admin reset|unlock USERNAME   account recovery by an operator
 //
 // Configuration comes from STEPUP_* environment variables, mirrored by
-// flags; see README.md.
+// flags except for secrets (environment or file only); see README.md.
 package main
 
 import (

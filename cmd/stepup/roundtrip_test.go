@@ -11,10 +11,14 @@ import (
 )
 
 // rtCount reads how many store commands the App has sent, by command, from
-// its own /metrics (the driver's command monitor feeds that histogram).
+// its own /metrics on the operations listener (the driver's command monitor
+// feeds that histogram).
 func rtCount(tb testing.TB, a *testApp) map[string]int {
 	tb.Helper()
-	r := a.get(tb, "/metrics", "")
+	r := a.adminGet(tb, "/metrics")
+	if r.Status != http.StatusOK {
+		tb.Fatalf("/metrics: %d %s", r.Status, r.Body)
+	}
 	out := map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(r.Body))
 	for sc.Scan() {
@@ -38,7 +42,7 @@ func rtCount(tb testing.TB, a *testApp) map[string]int {
 // records a security event, the one asynchronous event insert that may land
 // in the window. docs/PERFORMANCE.md explains each round trip.
 func TestRoundTrips(t *testing.T) {
-	a := startApp(t, appOptions{})
+	a := startAdminApp(t)
 	u := newTOTPUser(t, a, "counter")
 	step := func(name string, bound int, f func()) {
 		t.Helper()

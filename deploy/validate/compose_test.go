@@ -171,6 +171,21 @@ func checkCompose(p *types.Project, repo string, known map[string]bool) []error 
 		}
 		return ""
 	}
+	// nginx reaches every replica on :8080; /metrics stays off that port.
+	if addr := get("STEPUP_ADDR"); addr == "" {
+		bad("%s: STEPUP_ADDR is not set; the binary's default is loopback, which nginx cannot reach", stepups[0])
+	} else if port, err := listenPort("STEPUP_ADDR", addr); err != nil {
+		bad("%s: %v", stepups[0], err)
+	} else if port != "8080" {
+		bad("%s: STEPUP_ADDR %q, but nginx proxies to port 8080", stepups[0], addr)
+	}
+	if admin := get("STEPUP_ADMIN_ADDR"); admin != "" && admin != "off" {
+		if port, err := listenPort("STEPUP_ADMIN_ADDR", admin); err != nil {
+			bad("%s: %v", stepups[0], err)
+		} else if port == "8080" {
+			bad("%s: STEPUP_ADMIN_ADDR %q is the public port, which nginx publishes", stepups[0], admin)
+		}
+	}
 	if get("STEPUP_MASTER_KEY") != dummyMasterKey {
 		bad("STEPUP_MASTER_KEY is not interpolated from the environment: %q", get("STEPUP_MASTER_KEY"))
 	}
@@ -311,6 +326,9 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			p.Services["lb"] = s
 		}},
 		{"no init", "no mongo-init", func(p *types.Project) { delete(p.Services, "mongo-init") }},
+		{"loopback addr", "loopback", func(p *types.Project) { setEnv(p, "STEPUP_ADDR", "127.0.0.1:8080") }},
+		{"no addr", "STEPUP_ADDR is not set", func(p *types.Project) { setEnv(p, "STEPUP_ADDR", "") }},
+		{"admin on public port", "STEPUP_ADMIN_ADDR", func(p *types.Project) { setEnv(p, "STEPUP_ADMIN_ADDR", ":8080") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := loadCompose(t, map[string]string{"STEPUP_MASTER_KEY": dummyMasterKey})
@@ -320,6 +338,22 @@ func TestComposeChecksCatchMistakes(t *testing.T) {
 			tc.breakIt(p)
 			expectProblem(t, checkCompose(p, repo, known), tc.want)
 		})
+	}
+}
+
+// setEnv sets (or, with "", removes) a variable on every stepup service.
+func setEnv(p *types.Project, k, v string) {
+	for name, s := range p.Services {
+		if !stepupService.MatchString(name) {
+			continue
+		}
+		s.Environment = maps.Clone(s.Environment)
+		if v == "" {
+			delete(s.Environment, k)
+		} else {
+			s.Environment[k] = &v
+		}
+		p.Services[name] = s
 	}
 }
 

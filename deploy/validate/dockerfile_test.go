@@ -3,7 +3,6 @@ package validate
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"regexp"
 	"slices"
 	"strconv"
@@ -100,6 +99,7 @@ func checkDockerfile(src, rootGoMod []byte) []error {
 	}
 	var (
 		user, addr      string
+		adminAddr       string
 		health          *instructions.HealthCheckCommand
 		entrypoint      []string
 		exposed, copied []string
@@ -125,8 +125,11 @@ func checkDockerfile(src, rootGoMod []byte) []error {
 			exposed = append(exposed, c.Ports...)
 		case *instructions.EnvCommand:
 			for _, kv := range c.Env {
-				if kv.Key == "STEPUP_ADDR" {
+				switch kv.Key {
+				case "STEPUP_ADDR":
 					addr = kv.Value
+				case "STEPUP_ADMIN_ADDR":
+					adminAddr = kv.Value
 				}
 			}
 		case *instructions.CopyCommand:
@@ -150,11 +153,21 @@ func checkDockerfile(src, rootGoMod []byte) []error {
 	} else if !slices.Contains(copied, entrypoint[0]) {
 		bad("final stage: ENTRYPOINT %s is not a file the stage COPYs in (%v)", entrypoint[0], copied)
 	}
-	if addr != "" {
-		if _, port, err := net.SplitHostPort(addr); err != nil {
-			bad("final stage: STEPUP_ADDR %q: %v", addr, err)
-		} else if !slices.ContainsFunc(exposed, func(p string) bool { return strings.TrimSuffix(p, "/tcp") == port }) {
-			bad("final stage: STEPUP_ADDR %q listens on a port not in EXPOSE %v", addr, exposed)
+	port := ""
+	if addr == "" {
+		bad("final stage: no ENV STEPUP_ADDR; the binary's default is loopback, unreachable from outside the container")
+	} else if p, err := listenPort("STEPUP_ADDR", addr); err != nil {
+		bad("final stage: %v", err)
+	} else if port = p; !slices.ContainsFunc(exposed, func(p string) bool { return strings.TrimSuffix(p, "/tcp") == port }) {
+		bad("final stage: STEPUP_ADDR %q listens on a port not in EXPOSE %v", addr, exposed)
+	}
+	if adminAddr != "" && adminAddr != "off" {
+		if p, err := listenPort("STEPUP_ADMIN_ADDR", adminAddr); err != nil {
+			bad("final stage: %v", err)
+		} else if p == port {
+			bad("final stage: STEPUP_ADMIN_ADDR %q shares the public port %s", adminAddr, port)
+		} else if slices.ContainsFunc(exposed, func(e string) bool { return strings.TrimSuffix(e, "/tcp") == p }) {
+			bad("final stage: STEPUP_ADMIN_ADDR %q is EXPOSEd; /metrics is for operators, not the public (docker run -P would publish it)", adminAddr)
 		}
 	}
 	return errs
@@ -207,6 +220,11 @@ func TestDockerfileChecksCatchMistakes(t *testing.T) {
 		{"old go", "golang:1.26", "golang:1.21", "older than go.mod"},
 		{"single stage", "FROM gcr.io/distroless/static-debian12:nonroot\nCOPY --from=build /out/stepup /stepup\n", "", "multi-stage"},
 		{"syntax", "HEALTHCHECK --interval=10s", "HEALTHCHECK --intervall=10s", "instructions"},
+		{"no addr", "ENV STEPUP_ADDR=:8080 ", "ENV ", "no ENV STEPUP_ADDR"},
+		{"loopback addr", "STEPUP_ADDR=:8080", "STEPUP_ADDR=127.0.0.1:8080", "loopback"},
+		{"admin on public port", "STEPUP_ADMIN_ADDR=:9090", "STEPUP_ADMIN_ADDR=:8080", "shares the public port"},
+		{"admin exposed", "EXPOSE 8080", "EXPOSE 8080 9090", "is EXPOSEd"},
+		{"admin loopback", "STEPUP_ADMIN_ADDR=:9090", "STEPUP_ADMIN_ADDR=127.0.0.1:9090", "loopback"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !strings.Contains(src, tc.old) {

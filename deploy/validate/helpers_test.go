@@ -1,6 +1,8 @@
 package validate
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,4 +62,19 @@ func reportProblems(t *testing.T, what string, errs []error) {
 	for _, err := range errs {
 		t.Errorf("%s: %v", what, err)
 	}
+}
+
+// listenPort checks a STEPUP_ADDR or STEPUP_ADMIN_ADDR value a container
+// sets: host:port, on every interface or a routable address, since the
+// binary's default is loopback, which nothing outside the container reaches.
+// It returns the port.
+func listenPort(name, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %v", name, addr, err)
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return "", fmt.Errorf("%s %q listens on loopback only: unreachable from outside the container; use :%s", name, addr, port)
+	}
+	return port, nil
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -376,10 +375,11 @@ func checkK8s(m *manifests, known map[string]bool) []error {
 			}
 			env[e.Name] = "env"
 		}
-		addrValue := ""
+		// Literal values, env over envFrom as the kubelet does.
+		values := map[string]string{}
 		for _, e := range c.Env {
-			if e.Name == "STEPUP_ADDR" {
-				addrValue = e.Value
+			if e.ValueFrom == nil {
+				values[e.Name] = e.Value
 			}
 		}
 		for _, ef := range c.EnvFrom {
@@ -399,8 +399,10 @@ func checkK8s(m *manifests, known map[string]bool) []error {
 				for k := range cm.Data {
 					keys = append(keys, k)
 				}
-				if v, ok := cm.Data["STEPUP_ADDR"]; ok && addrValue == "" {
-					addrValue = v
+				for k, v := range cm.Data {
+					if _, set := values[k]; !set {
+						values[k] = v
+					}
 				}
 			case ef.SecretRef != nil:
 				from = "Secret " + ef.SecretRef.Name
@@ -427,16 +429,50 @@ func checkK8s(m *manifests, known map[string]bool) []error {
 				bad("%s: STEPUP_MASTER_KEY comes from %s, want a Secret", where, src)
 			}
 		}
-		// STEPUP_ADDR must listen on a declared container port.
-		if addrValue == "" {
-			addrValue = ":8080"
-		}
-		if _, port, err := net.SplitHostPort(addrValue); err != nil {
-			bad("%s: STEPUP_ADDR %q: %v", where, addrValue, err)
-		} else {
+		// STEPUP_ADDR, set explicitly (the binary's default is loopback),
+		// must listen on a declared container port, which the probes use.
+		portOf := func(name string) int32 {
+			addr := values[name]
+			port, err := listenPort(name, addr)
+			if err != nil {
+				bad("%s: %v", where, err)
+				return 0
+			}
 			var p int32
 			if _, err := fmt.Sscan(port, &p); err != nil || !numbers[p] {
-				bad("%s: STEPUP_ADDR %q listens on a port that is not a declared container port", where, addrValue)
+				bad("%s: %s %q listens on a port that is not a declared container port", where, name, addr)
+			}
+			return p
+		}
+		var public, admin int32
+		if values["STEPUP_ADDR"] == "" {
+			bad("%s: STEPUP_ADDR is not set; the binary's default is loopback, which no probe or Service reaches", where)
+		} else {
+			public = portOf("STEPUP_ADDR")
+		}
+		for name, pr := range map[string]*corev1.Probe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe, "startupProbe": c.StartupProbe} {
+			if pr != nil && pr.HTTPGet != nil && public != 0 {
+				if p, ok := resolve(pr.HTTPGet.Port); ok && p != public {
+					bad("%s: %s is on port %d, not STEPUP_ADDR's %d (the only listener with /healthz and /readyz)", where, name, p, public)
+				}
+			}
+		}
+		// STEPUP_ADMIN_ADDR (/metrics) is for Prometheus, never the Service.
+		if a := values["STEPUP_ADMIN_ADDR"]; a != "" && a != "off" {
+			if admin = portOf("STEPUP_ADMIN_ADDR"); admin != 0 && admin == public {
+				bad("%s: STEPUP_ADMIN_ADDR %q shares STEPUP_ADDR's port", where, a)
+			}
+		}
+		annotations := pod.Annotations
+		if annotations["prometheus.io/scrape"] == "true" {
+			switch {
+			case admin == 0:
+				bad("%s: prometheus.io/scrape is true but STEPUP_ADMIN_ADDR sets no reachable operations listener", where)
+			case annotations["prometheus.io/port"] != fmt.Sprint(admin):
+				bad("%s: prometheus.io/port is %q, want STEPUP_ADMIN_ADDR's port %d (the public listener does not serve /metrics)", where, annotations["prometheus.io/port"], admin)
+			}
+			if p, ok := annotations["prometheus.io/path"]; ok && p != "/metrics" {
+				bad("%s: prometheus.io/path is %q, want /metrics", where, p)
 			}
 		}
 
@@ -446,8 +482,10 @@ func checkK8s(m *manifests, known map[string]bool) []error {
 			if tp.Type == intstr.Int && tp.IntVal == 0 {
 				tp = intstr.FromInt32(sp.Port)
 			}
-			if _, ok := resolve(tp); !ok {
+			if p, ok := resolve(tp); !ok {
 				bad("Service %s: port %s targets %s, which is not a port of container %s", svc.Name, sp.Name, tp.String(), c.Name)
+			} else if admin != 0 && p == admin {
+				bad("Service %s: port %s targets the operations listener (STEPUP_ADMIN_ADDR, /metrics), which must stay private", svc.Name, sp.Name)
 			}
 		}
 	}
@@ -667,8 +705,23 @@ func TestK8sChecksCatchMistakes(t *testing.T) {
 			}
 		}},
 		{"addr port", "STEPUP_ADDR", func(m *manifests) {
-			container(m).Env = []corev1.EnvVar{{Name: "STEPUP_ADDR", Value: ":9090"}}
+			container(m).Env = []corev1.EnvVar{{Name: "STEPUP_ADDR", Value: ":9091"}}
 		}},
+		{"no addr", "STEPUP_ADDR is not set", func(m *manifests) { container(m).Env = nil }},
+		{"loopback addr", "loopback", func(m *manifests) {
+			container(m).Env = []corev1.EnvVar{{Name: "STEPUP_ADDR", Value: "127.0.0.1:8080"}}
+		}},
+		{"probe on admin port", "not STEPUP_ADDR's", func(m *manifests) { container(m).LivenessProbe.HTTPGet.Port = intstr.FromString("metrics") }},
+		{"scrape public port", "prometheus.io/port", func(m *manifests) {
+			m.Deployments[0].Spec.Template.Annotations["prometheus.io/port"] = "8080"
+		}},
+		{"scrape without admin", "prometheus.io/scrape", func(m *manifests) {
+			container(m).Env = []corev1.EnvVar{{Name: "STEPUP_ADDR", Value: ":8080"}, {Name: "STEPUP_ADMIN_ADDR", Value: "off"}}
+		}},
+		{"admin on public port", "shares STEPUP_ADDR's port", func(m *manifests) {
+			container(m).Env = []corev1.EnvVar{{Name: "STEPUP_ADDR", Value: ":8080"}, {Name: "STEPUP_ADMIN_ADDR", Value: ":8080"}}
+		}},
+		{"service to metrics", "operations listener", func(m *manifests) { m.Services[0].Spec.Ports[0].TargetPort = intstr.FromString("metrics") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := loadK8s(t)
