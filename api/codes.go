@@ -29,10 +29,11 @@ const (
 	CodeCSRF                 Code = "csrf_check_failed"
 	CodeLastFactor           Code = "last_factor"
 	CodePasswordRequired     Code = "password_required"
+	CodeHeadersTooLarge      Code = "request_header_fields_too_large"
 )
 
 // Codes lists every code above.
 var Codes = []Code{CodeInvalidRequest, CodeUnsupportedMediaType, CodeRequestTooLarge, CodeInvalidCredentials,
 	CodeMFAFailed, CodeInvalidToken, CodeInsufficient, CodeRateLimited, CodeAccountLocked, CodeOverloaded,
 	CodeConflict, CodeNotFound, CodeSignupClosed, CodeInvalidGrant, CodeUnavailable, CodeInternalError,
-	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired}
+	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge}

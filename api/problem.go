@@ -67,6 +67,7 @@ var (
 	errInvalidClient    = errors.New("api: introspection client authentication failed")
 	errCSRF             = errors.New("api: cookie refresh without the CSRF checks")
 	errStoreUnreachable = errors.New("api: the store is unreachable")
+	errHeadersTooLarge  = errors.New("api: request headers too large")
 )
 
 // errorEntry is one row of the error table: an error and the problem it
@@ -94,6 +95,7 @@ var errorTable = []errorEntry{
 	{errMethod, 405, CodeMethodNotAllowed, "method not allowed on this endpoint", noChallenge},
 	{errInvalidClient, 401, CodeInvalidClient, "client authentication failed", basicChallenge},
 	{errCSRF, 403, CodeCSRF, "a cookie refresh needs an allowed Origin and the X-Stepup-Cookie: 1 header", noChallenge},
+	{errHeadersTooLarge, 431, CodeHeadersTooLarge, "the request's headers are too large", noChallenge},
 	{errStoreUnreachable, 503, CodeUnavailable, "the store is unreachable", noChallenge},
 	// The mfa_token, the access token, the session.
 	{flows.ErrPendingBad, 401, CodeInvalidToken, "the mfa_token is invalid or expired", invalidTokenChallenge},

@@ -79,7 +79,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	}
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors)
+	e.Use(s.requestID, s.recover, s.observe, s.securityHeaders, s.cors, s.renderErrors, limitHeaders)
 	e.NoRoute(func(c *gin.Context) { fail(c, errNoEndpoint) })
 	e.NoMethod(func(c *gin.Context) {
 		fail(c, errMethod)
@@ -228,3 +228,23 @@ func (s *Server) readyz(c *gin.Context) {
 
 // ttl is a token lifetime in whole seconds for expires_in.
 func ttl(exp, now time.Time) int { return int(exp.Sub(now).Round(time.Second) / time.Second) }
+
+// MaxHeaderBytes is how large a request's headers may be. The HTTP server
+// is given more room than this (cmd sets it), so that this middleware, not
+// net/http's plain-text answer, refuses: 431 with problem+json.
+const MaxHeaderBytes = 16 << 10
+
+func limitHeaders(c *gin.Context) {
+	n := len(c.Request.RequestURI)
+	for k, vs := range c.Request.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	if n > MaxHeaderBytes {
+		fail(c, errHeadersTooLarge)
+		c.Abort()
+		return
+	}
+	c.Next()
+}

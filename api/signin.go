@@ -40,7 +40,7 @@ func (s *Server) signup(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	u, err := s.App.SignUp(c.Request.Context(), req.Username, req.Password)
+	u, err := s.App.SignUp(c.Request.Context(), client(c), req.Username, req.Password)
 	if err != nil {
 		fail(c, err)
 		return

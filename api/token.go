@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/subtle"
+	"errors"
 	"mime"
 	"net/http"
 	"net/url"
@@ -67,6 +68,10 @@ func readForm(c *gin.Context, allowed ...string) (url.Values, error) {
 	}
 	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, 16<<10)
 	if err := c.Request.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, errTooLarge
+		}
 		return nil, badRequest("the body is not a valid form")
 	}
 	form := c.Request.PostForm

@@ -10,6 +10,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -51,6 +52,13 @@ type Password struct {
 	slots chan struct{} // running hashes
 	queue chan struct{} // running + waiting
 	dummy string        // hash checked for unknown users
+
+	// PerClient is the most places of the queue one client (address) may
+	// hold at once, so that under a flood the flooder is the one refused;
+	// NewPassword sets a quarter of the queue (at least 1).
+	PerClient int
+	mu        sync.Mutex
+	held      map[string]int // places held, by client
 }
 
 // NewPassword returns a hasher that runs at most workers hashes at once and
@@ -68,7 +76,9 @@ func NewPassword(p Argon2Params, workers, queue int) *Password {
 		Rand:   rand.Reader,
 		slots:  make(chan struct{}, workers),
 		queue:  make(chan struct{}, workers+queue),
+		held:   map[string]int{},
 	}
+	pw.PerClient = max(1, (workers+queue)/4)
 	salt := make([]byte, saltLen)
 	_, _ = io.ReadFull(pw.Rand, salt)
 	pw.dummy = encodePHC(p, salt, make([]byte, keyLen))
@@ -92,12 +102,21 @@ func NormalizePassword(s string) (string, error) {
 // Hash returns the PHC string of a normalised password. It returns ErrBusy
 // when the hashing queue is full, or ctx's error.
 func (p *Password) Hash(ctx context.Context, password string) (string, error) {
+	return p.hash(ctx, password, false)
+}
+
+// HashAdmitted is Hash for a caller holding a place from AdmitFor.
+func (p *Password) HashAdmitted(ctx context.Context, password string) (string, error) {
+	return p.hash(ctx, password, true)
+}
+
+func (p *Password) hash(ctx context.Context, password string, admitted bool) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := io.ReadFull(p.Rand, salt); err != nil {
 		return "", fmt.Errorf("mfa: salt: %w", err)
 	}
 	var key []byte
-	err := p.run(ctx, func() {
+	err := p.runQueued(ctx, admitted, func() {
 		key = argon2.IDKey([]byte(password), salt, p.Params.Time, p.Params.Memory, p.Params.Threads, keyLen)
 	})
 	if err != nil {
@@ -139,11 +158,36 @@ func (p *Password) verify(ctx context.Context, phc, password string, admitted bo
 // Admit takes a place in the hashing queue ahead of a VerifyAdmitted, so a
 // caller learns the server is too busy (ErrBusy) before it spends anything
 // else, such as an attempt slot. release gives the place back; call it once.
-func (p *Password) Admit() (release func(), err error) {
+func (p *Password) Admit() (release func(), err error) { return p.AdmitFor("") }
+
+// AdmitFor is Admit for a client (its address; "" for none): a client that
+// already holds PerClient places is refused with ErrBusy while others still
+// get in, so one client cannot starve the rest.
+func (p *Password) AdmitFor(client string) (release func(), err error) {
+	if client != "" {
+		p.mu.Lock()
+		if p.held[client] >= p.PerClient {
+			p.mu.Unlock()
+			return nil, ErrBusy
+		}
+		p.held[client]++
+		p.mu.Unlock()
+	}
+	done := func() {
+		if client == "" {
+			return
+		}
+		p.mu.Lock()
+		if p.held[client]--; p.held[client] <= 0 {
+			delete(p.held, client)
+		}
+		p.mu.Unlock()
+	}
 	select {
 	case p.queue <- struct{}{}:
-		return func() { <-p.queue }, nil
+		return func() { <-p.queue; done() }, nil
 	default:
+		done()
 		return nil, ErrBusy
 	}
 }

@@ -335,3 +335,36 @@ func TestPasswordCancelWhileQueued(t *testing.T) {
 	}
 	<-running
 }
+
+// TestAdmitForShare: one client holds at most PerClient places of the
+// hashing queue; another client still gets in; a released place is
+// returned to its client.
+func TestAdmitForShare(t *testing.T) {
+	p := mfa.NewPassword(mfa.Argon2Params{Memory: 64, Time: 1, Threads: 1}, 2, 6) // 8 places, 2 per client
+	if p.PerClient != 2 {
+		t.Fatalf("PerClient = %d, want 2", p.PerClient)
+	}
+	var releases []func()
+	for i := range 2 {
+		r, err := p.AdmitFor("flooder")
+		if err != nil {
+			t.Fatalf("place %d: %v", i, err)
+		}
+		releases = append(releases, r)
+	}
+	if _, err := p.AdmitFor("flooder"); !errors.Is(err, mfa.ErrBusy) {
+		t.Fatalf("third place for one client: %v, want ErrBusy", err)
+	}
+	r, err := p.AdmitFor("owner")
+	if err != nil {
+		t.Fatalf("another client: %v", err)
+	}
+	r()
+	releases[0]()
+	if r, err := p.AdmitFor("flooder"); err != nil {
+		t.Fatalf("after a release: %v", err)
+	} else {
+		r()
+	}
+	releases[1]()
+}

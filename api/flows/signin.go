@@ -12,15 +12,19 @@ import (
 // SignUp creates an account. It returns ErrSignupClosed when sign-up is
 // off, mfa.ErrInvalidUsername or mfa.ErrInvalidPassword for input that
 // breaks the rules, and mfa.ErrUsernameTaken.
-func (a *App) SignUp(ctx context.Context, username, password string) (*mfa.User, error) {
+func (a *App) SignUp(ctx context.Context, cl Client, username, password string) (*mfa.User, error) {
 	if !a.SignupOpen {
 		return nil, ErrSignupClosed
 	}
-	return a.CreateUser(ctx, username, password)
+	return a.createUser(ctx, cl, username, password)
 }
 
 // CreateUser creates an account whatever the sign-up setting (operators).
 func (a *App) CreateUser(ctx context.Context, username, password string) (*mfa.User, error) {
+	return a.createUser(ctx, Client{}, username, password)
+}
+
+func (a *App) createUser(ctx context.Context, cl Client, username, password string) (*mfa.User, error) {
 	name, err := mfa.CanonicalUsername(username)
 	if err != nil {
 		return nil, err
@@ -32,7 +36,13 @@ func (a *App) CreateUser(ctx context.Context, username, password string) (*mfa.U
 	if err := mfa.CheckStrength(pw, name); err != nil {
 		return nil, err
 	}
-	hash, err := a.Password.Hash(ctx, pw)
+	// One client holds at most a few places in the hashing queue.
+	release, err := a.Password.AdmitFor(cl.IP)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	hash, err := a.Password.HashAdmitted(ctx, pw)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +73,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 	pw, _ := mfa.NormalizePassword(password) // a wrong-length password simply fails to match
 	// A place in the hashing queue first: a server too busy to check the
 	// password answers without spending the user's password budget.
-	release, err := a.Password.Admit()
+	release, err := a.Password.AdmitFor(cl.IP)
 	if err != nil {
 		return nil, err
 	}

@@ -194,8 +194,9 @@ $('recovery-show').addEventListener('click', () => {
 
 on('mfa-recovery', 'submit', async () => {
   const code = $('recovery-code').value.trim();
-  if (code.replace(/[\s-]/g, '').length !== 16) {
-    say('A recovery code has 16 letters and digits, like abcd-efgh-ijkl-mnop.', 'error');
+  const n = code.replace(/[\s-]/g, '').length;
+  if (n !== 24 && n !== 16) { // 16: codes made before codes grew to 120 bits
+    say('A recovery code has 24 letters and digits, like abcd-efgh-ijkl-mnop-qrst-uvwx.', 'error');
     focus($('recovery-code'));
     return;
   }

@@ -52,6 +52,9 @@ type appOptions struct {
 	Clock        *clock       // shared by several instances; nil: a fresh one
 	SignupClosed bool         // SignupOpen false
 	Logger       *slog.Logger // nil: error level, to the test log
+	// TrustedProxies lets a test speak for several client addresses
+	// through X-Forwarded-For.
+	TrustedProxies []string
 }
 
 // testApp is one running App and a client for it.
@@ -86,18 +89,19 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 	}
 	app := &App{
 		Config: Config{
-			Addr:       "127.0.0.1:0",
-			Issuer:     testIssuer,
-			MongoURI:   storetest.URI(tb),
-			Database:   o.Database,
-			MasterKey:  storetest.MasterKey,
-			Audiences:  []string{"stepup"},
-			RPID:       "localhost",
-			RPOrigins:  []string{testIssuer},
-			SignupOpen: !o.SignupClosed,
-			SigningAlg: "ES256",
-			AccessTTL:  15 * time.Minute,
-			LogLevel:   "error",
+			Addr:           "127.0.0.1:0",
+			Issuer:         testIssuer,
+			MongoURI:       storetest.URI(tb),
+			Database:       o.Database,
+			MasterKey:      storetest.MasterKey,
+			Audiences:      []string{"stepup"},
+			RPID:           "localhost",
+			RPOrigins:      []string{testIssuer},
+			SignupOpen:     !o.SignupClosed,
+			SigningAlg:     "ES256",
+			TrustedProxies: o.TrustedProxies,
+			AccessTTL:      15 * time.Minute,
+			LogLevel:       "error",
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,

@@ -53,3 +53,22 @@ func TestStrictMembers(t *testing.T) {
 	body := `{"code":"000000","Code":"` + u.code(a.Clock.step()) + `"}`
 	a.raw(t, "/v1/mfa/totp/verify", mt, "application/json", []byte(body)).wantProblem(t, http.StatusBadRequest, "invalid_request")
 }
+
+// TestOversized: headers past 16 KiB answer 431 and a form body past its
+// cap 413, both as problem+json, not net/http's plain text or a 400.
+func TestOversized(t *testing.T) {
+	a := startApp(t, appOptions{})
+	req, _ := http.NewRequest(http.MethodGet, a.base+"/v1/me", nil)
+	req.Header.Set("X-Padding", strings.Repeat("p", 20<<10))
+	res, err := a.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("20 KiB of headers: %d %s, want 431 problem+json", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	body := "token=" + strings.Repeat("x", 70<<10)
+	a.raw(t, "/v1/token/revoke", "", "application/x-www-form-urlencoded", []byte(body)).
+		wantProblem(t, http.StatusRequestEntityTooLarge, "request_too_large")
+}
