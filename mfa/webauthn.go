@@ -3,7 +3,11 @@ package mfa
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,7 +41,7 @@ type Credential struct {
 const (
 	CeremonyRegister = "register"
 	CeremonyMFA      = "mfa"     // second factor after a password
-	CeremonyPasskey  = "passkey" // usernameless sign-in
+	CeremonyPasskey  = "passkey" // usernameless sign-in; never stored, sealed in its challenge
 )
 
 // Ceremony is the server side state of one WebAuthn ceremony, found again
@@ -75,12 +79,21 @@ type Assertion struct {
 }
 
 // WebAuthn runs registration and authentication ceremonies (W3C WebAuthn
-// Level 3 §7) with go-webauthn, keeping the state in the store. Each
-// ceremony finishes at most once: finishing takes (deletes) its state.
+// Level 3 §7) with go-webauthn. Registration and second-factor ceremonies
+// keep their state in the store, and finishing takes (deletes) it. The
+// anonymous usernameless ceremony writes nothing when it starts: its state
+// is sealed into its challenge, and only a verified assertion records the
+// challenge as used. Each ceremony finishes at most once.
 type WebAuthn struct {
 	RP         *webauthn.WebAuthn
 	Ceremonies CeremonyStore
 	Users      UserStore
+	// PasskeyKey is the 32-byte AES-256-GCM key that seals a usernameless
+	// ceremony's state into its challenge.
+	PasskeyKey []byte
+	// PasskeyDone holds the challenges of finished usernameless ceremonies,
+	// each until it expires, so an assertion is accepted once.
+	PasskeyDone Claims
 	// UserVerification is asked for in registration and second-factor
 	// ceremonies; passkey sign-in always requires it.
 	UserVerification protocol.UserVerificationRequirement
@@ -263,30 +276,42 @@ func (w *WebAuthn) FinishLogin(ctx context.Context, u *User, binding string, bod
 }
 
 // BeginPasskey starts a usernameless sign-in (§7.2 with an empty
-// allowCredentials): user verification is required.
+// allowCredentials): user verification is required. It writes nothing: the
+// challenge is the ceremony's state, sealed (see sealPasskey), so anonymous
+// requests cost the store nothing.
 func (w *WebAuthn) BeginPasskey(ctx context.Context) (*protocol.CredentialAssertion, error) {
-	assertion, sess, err := w.RP.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	challenge, err := w.sealPasskey(w.Now().Add(w.TTL))
+	if err != nil {
+		return nil, err
+	}
+	assertion, _, err := w.RP.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired),
+		webauthn.WithChallenge(challenge))
 	if err != nil {
 		return nil, fmt.Errorf("mfa: begin passkey login: %w", err)
-	}
-	if err := w.save(ctx, CeremonyPasskey, "", "", sess); err != nil {
-		return nil, err
 	}
 	return assertion, nil
 }
 
 // FinishPasskey verifies a usernameless assertion: the user is the owner of
-// the credential named by the user handle. UV is required by the stored
-// ceremony, never by the request.
+// the credential named by the user handle. The ceremony is the one sealed
+// in the challenge of clientDataJSON (§7.2 step 12 compares it with the
+// one sent); UV is required by that ceremony, never by the request. Only
+// after the signature verified is the challenge claimed, so a replay, or a
+// second assertion for the same options, gives ErrCeremony.
 func (w *WebAuthn) FinishPasskey(ctx context.Context, body []byte) (*User, *Factor, Assertion, error) {
 	parsed, err := protocol.ParseCredentialRequestResponseBytes(body)
 	if err != nil {
 		return nil, nil, Assertion{}, fmt.Errorf("%w: parse: %w", ErrCeremony, err)
 	}
-	sess, err := w.take(ctx, parsed.Response.CollectedClientData.Challenge, CeremonyPasskey, "", "")
+	challenge := parsed.Response.CollectedClientData.Challenge
+	expires, err := w.openPasskey(challenge)
 	if err != nil {
 		return nil, nil, Assertion{}, err
 	}
+	// Expires stays zero: the seal's expiry is checked above against the
+	// service's clock; the library would compare it with the wall clock.
+	sess := webauthn.SessionData{Challenge: challenge, RelyingPartyID: w.RP.Config.RPID,
+		UserVerification: protocol.VerificationRequired}
 	var owner *User
 	handler := func(rawID, userHandle []byte) (webauthn.User, error) {
 		u, err := w.Users.User(ctx, string(userHandle))
@@ -296,15 +321,90 @@ func (w *WebAuthn) FinishPasskey(ctx context.Context, body []byte) (*User, *Fact
 		owner = u
 		return newWebUser(u), nil
 	}
-	_, cred, err := w.RP.ValidatePasskeyLogin(handler, *sess, parsed)
+	_, cred, err := w.RP.ValidatePasskeyLogin(handler, sess, parsed)
 	if err != nil {
 		return nil, nil, Assertion{}, fmt.Errorf("%w: %w", ErrCeremony, err)
 	}
 	if !parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 		return nil, nil, Assertion{}, fmt.Errorf("%w: no user verification", ErrCeremony)
 	}
+	err = w.PasskeyDone.Claim(ctx, challenge, expires)
+	if errors.Is(err, ErrUsed) {
+		return nil, nil, Assertion{}, fmt.Errorf("%w: passkey ceremony finished already", ErrCeremony)
+	}
+	if err != nil {
+		return nil, nil, Assertion{}, err
+	}
 	f, a, err := w.accept(ctx, owner, cred, parsed)
 	return owner, f, a, err
+}
+
+// A sealed passkey ceremony is AES-256-GCM(PasskeyKey, nonce, payload,
+// "passkey") preceded by its 12-byte nonce; the payload is a version byte,
+// 16 random bytes (so no two challenges are alike, §13.4.3), the expiry in
+// Unix milliseconds, big-endian, and the user verification asked for
+// (always 1, required). 1+16+8+1 payload bytes make a 54-byte challenge.
+const (
+	passkeyAAD     = "passkey"
+	passkeyVersion = 1
+	passkeyPayload = 1 + 16 + 8 + 1
+	passkeyUVReq   = 1
+)
+
+func (w *WebAuthn) passkeyAEAD() (cipher.AEAD, error) {
+	if len(w.PasskeyKey) != 32 {
+		return nil, errors.New("mfa: passkey key must be 32 bytes")
+	}
+	block, err := aes.NewCipher(w.PasskeyKey)
+	if err != nil {
+		return nil, fmt.Errorf("mfa: passkey key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealPasskey makes the challenge of a usernameless ceremony that expires
+// at expires.
+func (w *WebAuthn) sealPasskey(expires time.Time) ([]byte, error) {
+	aead, err := w.passkeyAEAD()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, aead.NonceSize(), aead.NonceSize()+passkeyPayload+aead.Overhead())
+	plain := make([]byte, passkeyPayload)
+	plain[0] = passkeyVersion
+	if _, err := rand.Read(buf); err != nil {
+		return nil, fmt.Errorf("mfa: passkey nonce: %w", err)
+	}
+	if _, err := rand.Read(plain[1:17]); err != nil {
+		return nil, fmt.Errorf("mfa: passkey nonce: %w", err)
+	}
+	binary.BigEndian.PutUint64(plain[17:25], uint64(expires.UnixMilli()))
+	plain[25] = passkeyUVReq
+	return aead.Seal(buf, buf, plain, []byte(passkeyAAD)), nil
+}
+
+// openPasskey checks that challenge (base64url, as in clientDataJSON) is a
+// canonical seal under PasskeyKey of a ceremony requiring user
+// verification that has not expired at w.Now(), and returns its expiry.
+// Anything else is ErrCeremony.
+func (w *WebAuthn) openPasskey(challenge string) (time.Time, error) {
+	aead, err := w.passkeyAEAD()
+	if err != nil {
+		return time.Time{}, err
+	}
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(challenge)
+	if err != nil || len(raw) != aead.NonceSize()+passkeyPayload+aead.Overhead() {
+		return time.Time{}, fmt.Errorf("%w: not a passkey ceremony", ErrCeremony)
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(passkeyAAD))
+	if err != nil || plain[0] != passkeyVersion || plain[25] != passkeyUVReq {
+		return time.Time{}, fmt.Errorf("%w: not a passkey ceremony", ErrCeremony)
+	}
+	expires := time.UnixMilli(int64(binary.BigEndian.Uint64(plain[17:25])))
+	if !w.Now().Before(expires) {
+		return time.Time{}, fmt.Errorf("%w: passkey ceremony expired", ErrCeremony)
+	}
+	return expires, nil
 }
 
 // take deletes and returns the ceremony of challenge if its kind, owner and

@@ -73,8 +73,16 @@ func waNewEnv(t *testing.T) *waEnv {
 	}
 	return &waEnv{db: db, raw: client.Database(cfg.Database), clk: clk,
 		wa: &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Users: db,
+			PasskeyKey: waPasskeyKey(), PasskeyDone: db.FinishedPasskeys(),
 			UserVerification: protocol.VerificationPreferred, Attestation: protocol.PreferNoAttestation,
 			TTL: waTTL, Now: clk.Now}}
+}
+
+// waPasskeyKey is a fresh 32-byte key for sealing passkey ceremonies.
+func waPasskeyKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
 }
 
 func waRandID() string {

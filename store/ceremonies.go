@@ -82,3 +82,23 @@ func (cs *Ceremonies) ReleaseCredential(ctx context.Context, id []byte) error {
 	}
 	return nil
 }
+
+// FinishedPasskeys holds the challenges of finished usernameless passkey
+// ceremonies (mfa.WebAuthn.PasskeyDone), each until its expires_at. They
+// share the ceremony collection, which is swept already (TTL index or
+// sweeper); a claim carries no kind, so TakeCeremony never returns one, and
+// its id, a 54-byte sealed challenge, never equals a stored ceremony's
+// 32-byte one.
+func (db *DB) FinishedPasskeys() *Claims {
+	return &Claims{db: db, coll: db.db.Collection(colCeremony)}
+}
+
+// Count returns how many documents the ceremony collection holds. Tests
+// use it to show what a request costs the store.
+func (cs *Ceremonies) Count(ctx context.Context) (int64, error) {
+	n, err := cs.db.db.Collection(colCeremony).CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, opError(err, "count ceremonies")
+	}
+	return n, nil
+}

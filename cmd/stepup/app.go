@@ -140,6 +140,7 @@ func (a *App) Open(ctx context.Context) error {
 		return fmt.Errorf("STEPUP_RP_ID/STEPUP_RP_ORIGINS: %w", err)
 	}
 	wa := &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Users: db,
+		PasskeyKey: deriveKey(c.MasterKey, "stepup passkey ceremonies v1"), PasskeyDone: db.FinishedPasskeys(),
 		UserVerification: protocol.UserVerificationRequirement(c.WebAuthnUV),
 		Attestation:      protocol.ConveyancePreference(c.Attestation), TTL: 5 * time.Minute, Now: a.Now}
 	if wa.UserVerification == "" {
@@ -206,7 +207,7 @@ func (a *App) Open(ctx context.Context) error {
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       90 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    4 * api.MaxHeaderBytes, // the API answers past api.MaxHeaderBytes with problem+json
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if c.AdminAddr != "" {
