@@ -13,17 +13,27 @@ import (
 )
 
 type sessionDoc struct {
-	ID               string    `bson:"_id"`
-	UserID           string    `bson:"user_id"`
-	CreatedAt        time.Time `bson:"created_at"`
-	AuthTime         time.Time `bson:"auth_time"`
-	ACR              string    `bson:"acr"`
-	AMR              []string  `bson:"amr"`
-	ExpiresAt        time.Time `bson:"expires_at"`
-	RevokedAt        time.Time `bson:"revoked_at,omitempty"`
-	RefreshHash      string    `bson:"refresh"`
-	RefreshIssuedAt  time.Time `bson:"refresh_iat"`
-	RefreshExpiresAt time.Time `bson:"refresh_exp"`
+	ID               string       `bson:"_id"`
+	UserID           string       `bson:"user_id"`
+	CreatedAt        time.Time    `bson:"created_at"`
+	AuthTime         time.Time    `bson:"auth_time"`
+	ACR              string       `bson:"acr"`
+	AMR              []string     `bson:"amr"`
+	ExpiresAt        time.Time    `bson:"expires_at"`
+	RevokedAt        time.Time    `bson:"revoked_at,omitempty"`
+	RefreshHash      string       `bson:"refresh"`
+	RefreshIssuedAt  time.Time    `bson:"refresh_iat"`
+	RefreshExpiresAt time.Time    `bson:"refresh_exp"`
+	Handover         *handoverDoc `bson:"handover,omitempty"`
+}
+
+// handoverDoc is tokens.Handover: the sealed successor of the last rotation
+// for its grace period.
+type handoverDoc struct {
+	From   string    `bson:"from"`
+	Sealed []byte    `bson:"sealed"`
+	Client string    `bson:"client"`
+	At     time.Time `bson:"at"`
 }
 
 type rotationDoc struct {
@@ -69,9 +79,13 @@ func (s *Sessions) Session(ctx context.Context, id string) (*tokens.Session, err
 }
 
 func (d *sessionDoc) session() *tokens.Session {
-	return &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
+	sess := &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
 		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt, RefreshHash: d.RefreshHash,
 		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt}
+	if h := d.Handover; h != nil {
+		sess.Handover = &tokens.Handover{From: h.From, Sealed: h.Sealed, Client: h.Client, At: h.At}
+	}
+	return sess
 }
 
 // live is the filter of a session that can still be used at now.
@@ -109,16 +123,28 @@ func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, a
 	return d.session(), nil
 }
 
-// RotateRefresh is the compare-and-set of the current refresh token.
+// RotateRefresh is RotateRefreshGrace without a handover.
 func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time) (*tokens.Session, error) {
+	return s.RotateRefreshGrace(ctx, id, old, next, nextExpires, now, nil)
+}
+
+// RotateRefreshGrace is the compare-and-set of the current refresh token;
+// the handover h is set (or cleared) in the same update, so whoever loses
+// the compare-and-set and reads the session sees it.
+func (s *Sessions) RotateRefreshGrace(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *tokens.Handover) (*tokens.Session, error) {
 	filter := append(live(id, now), bson.E{Key: "refresh", Value: old},
 		bson.E{Key: "refresh_exp", Value: bson.D{{Key: "$gt", Value: now.UTC()}}})
 	// refresh_exp may lie past expires_at; every use also requires the
 	// session live, so the earlier of the two applies.
+	set := bson.D{{Key: "refresh", Value: next}, {Key: "refresh_iat", Value: now.UTC()}, {Key: "refresh_exp", Value: nextExpires.UTC()}}
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "handover", Value: ""}}}}
+	if h != nil {
+		set = append(set, bson.E{Key: "handover", Value: handoverDoc{From: h.From, Sealed: h.Sealed, Client: h.Client, At: h.At.UTC()}})
+		update = nil
+	}
+	update = append(update, bson.E{Key: "$set", Value: set})
 	var d sessionDoc
-	err := s.coll().FindOneAndUpdate(ctx, filter,
-		bson.D{{Key: "$set", Value: bson.D{{Key: "refresh", Value: next}, {Key: "refresh_iat", Value: now.UTC()},
-			{Key: "refresh_exp", Value: nextExpires.UTC()}}}},
+	err := s.coll().FindOneAndUpdate(ctx, filter, update,
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, tokens.ErrRefreshUnknown

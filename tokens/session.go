@@ -2,8 +2,11 @@ package tokens
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -40,6 +43,21 @@ type Session struct {
 	RefreshHash      string    // hex SHA-256 of the current refresh token
 	RefreshIssuedAt  time.Time // when it was issued
 	RefreshExpiresAt time.Time // idle limit of the current refresh token
+
+	// Handover is left by the rotation that issued the current refresh
+	// token when a grace period is on; nil otherwise.
+	Handover *Handover
+}
+
+// Handover is what a rotation leaves in the session so that its
+// predecessor, presented again within the grace period by the same client,
+// gets the same successor: it is replaced by the next rotation, so it only
+// ever hands over the current refresh token.
+type Handover struct {
+	From   string    // hash of the rotated (predecessor) token
+	Sealed []byte    // the successor (the current token), AES-256-GCM under Sessions.GraceKey
+	Client string    // fingerprint of the client that rotated
+	At     time.Time // when
 }
 
 // Live reports whether s can still be used at now.
@@ -67,11 +85,12 @@ type SessionStore interface {
 	// now, and returns the session after it; ErrSessionEnded if it is not
 	// live, ErrSessionNotFound if it does not exist.
 	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string, now time.Time) (*Session, error)
-	// RotateRefresh replaces the session's refresh token old (a hash) with
-	// next, if old is current and unexpired and the session live at now —
-	// one atomic compare-and-set — and returns the session after it.
-	// ErrRefreshUnknown otherwise.
-	RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time) (*Session, error)
+	// RotateRefreshGrace replaces the session's refresh token old (a hash)
+	// with next, if old is current and unexpired and the session live at
+	// now — one atomic compare-and-set that also sets the session's
+	// Handover to h (clears it when h is nil) — and returns the session
+	// after it. ErrRefreshUnknown otherwise.
+	RotateRefreshGrace(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *Handover) (*Session, error)
 	// RecordRotation remembers, until expires, that the refresh token with
 	// that hash was rotated away from session id.
 	RecordRotation(ctx context.Context, hash, id string, expires time.Time) error
@@ -87,18 +106,33 @@ type SessionStore interface {
 // A refresh token is "<sid>.<secret>": the session id says which document
 // to look at, the 256-bit secret is what proves possession; only the
 // SHA-256 of the whole token is stored.
+//
+// Grace is the reuse interval: a rotated token presented again within it by
+// the client that rotated it (two tabs refreshing at once, a retry after a
+// lost response) gets the same successor instead of ending the session. It
+// needs GraceKey, a 32-byte AES-256 key that seals the successor in the
+// session; a nil GraceKey or a zero Grace turns it off.
 type Sessions struct {
 	Store      SessionStore
 	RefreshTTL time.Duration // idle limit: a refresh token unused this long expires
 	MaxAge     time.Duration // absolute session limit
+	Grace      time.Duration // reuse interval for the same client; 0: none
+	GraceKey   []byte        // 32 bytes; nil: no grace
 	Now        func() time.Time
 	Rand       io.Reader
 }
 
-// NewSessions returns Sessions with a 24 h idle limit and a 30-day absolute
-// limit.
+// DefaultGrace covers concurrent refreshes of one browser and a retry after
+// a lost answer (a round trip, seconds at worst on a poor network), while
+// leaving a thief replaying a stolen token only seconds, and only from the
+// victim's address and user agent, before reuse revokes the family.
+const DefaultGrace = 10 * time.Second
+
+// NewSessions returns Sessions with a 24 h idle limit, a 30-day absolute
+// limit and a DefaultGrace reuse interval (off until GraceKey is set).
 func NewSessions(store SessionStore) *Sessions {
-	return &Sessions{Store: store, RefreshTTL: 24 * time.Hour, MaxAge: 30 * 24 * time.Hour, Now: time.Now, Rand: rand.Reader}
+	return &Sessions{Store: store, RefreshTTL: 24 * time.Hour, MaxAge: 30 * 24 * time.Hour, Grace: DefaultGrace,
+		Now: time.Now, Rand: rand.Reader}
 }
 
 // Start creates a session for a completed authentication, with its first
@@ -126,14 +160,24 @@ func (s *Sessions) StartWithID(ctx context.Context, id, userID string, authTime 
 	return sess, token, nil
 }
 
-// Rotate exchanges a refresh token for a new one of the same session with
-// one compare-and-set on the session, then remembers the old token's hash
-// for reuse detection. It returns ErrRefreshUnknown for an unknown,
-// expired or superseded token or an ended session, and ErrRefreshReused —
-// after revoking the session, which it returns too — when the token was
-// rotated before: whoever presents it second, thief or owner, ends the
-// family.
+// Rotate is RotateFrom without a client: no grace period applies.
 func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, error) {
+	return s.RotateFrom(ctx, token, "")
+}
+
+// RotateFrom exchanges a refresh token for a new one of the same session
+// with one compare-and-set on the session, then remembers the old token's
+// hash for reuse detection. client is the presenting client's Fingerprint
+// ("" for none).
+//
+// It returns ErrRefreshUnknown for an unknown, expired or superseded token
+// or an ended session, and ErrRefreshReused — after revoking the session,
+// which it returns too — when the token was rotated before: whoever
+// presents it second, thief or owner, ends the family. The one exception is
+// the grace period: the token rotated into the current one, presented again
+// by the same client within Grace of that rotation, gets the current token
+// back (the same successor; nothing is written).
+func (s *Sessions) RotateFrom(ctx context.Context, token, client string) (*Session, string, error) {
 	sid, ok := RefreshSession(token)
 	if !ok {
 		return nil, "", ErrRefreshUnknown
@@ -144,20 +188,17 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	sess, err := s.Store.RotateRefresh(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now)
+	var h *Handover
+	if s.graceOn(client) {
+		sealed, err := s.seal(next, sid, hash)
+		if err != nil {
+			return nil, "", err
+		}
+		h = &Handover{From: hash, Sealed: sealed, Client: client, At: now}
+	}
+	sess, err := s.Store.RotateRefreshGrace(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now, h)
 	if errors.Is(err, ErrRefreshUnknown) {
-		owner, rerr := s.Store.Rotated(ctx, hash)
-		if rerr != nil || owner != sid {
-			return nil, "", err
-		}
-		if err := s.Store.RevokeSession(ctx, sid, now); err != nil {
-			return nil, "", err
-		}
-		sess, serr := s.Store.Session(ctx, sid)
-		if serr != nil {
-			return nil, "", serr
-		}
-		return sess, "", ErrRefreshReused
+		return s.presentedAgain(ctx, sid, hash, client, now)
 	}
 	if err != nil {
 		return nil, "", err
@@ -169,6 +210,118 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 		return nil, "", err
 	}
 	return sess, next, nil
+}
+
+// presentedAgain answers a token that is not the session's current one.
+// If it was rotated away from the session — known from the session's
+// handover when the grace period is on (written with the rotation itself,
+// so never missed), else from the rotations — it is either within the
+// grace period (the current token is handed back) or reuse (the session is
+// revoked). Otherwise it is unknown.
+func (s *Sessions) presentedAgain(ctx context.Context, sid, hash, client string, now time.Time) (*Session, string, error) {
+	reused := false
+	if s.graceOn(client) {
+		sess, err := s.Store.Session(ctx, sid)
+		if errors.Is(err, ErrSessionNotFound) {
+			return nil, "", ErrRefreshUnknown
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if h := sess.Handover; h != nil && h.From == hash {
+			if next, ok := s.inGrace(sess, client, now); ok {
+				return sess, next, nil
+			}
+			reused = true
+		}
+	}
+	if !reused {
+		if owner, err := s.Store.Rotated(ctx, hash); err != nil || owner != sid {
+			return nil, "", ErrRefreshUnknown
+		}
+	}
+	if err := s.Store.RevokeSession(ctx, sid, now); err != nil {
+		return nil, "", err
+	}
+	sess, err := s.Store.Session(ctx, sid)
+	if err != nil {
+		return nil, "", err
+	}
+	return sess, "", ErrRefreshReused
+}
+
+// inGrace returns the session's current refresh token, unsealed from its
+// handover, if client made that rotation less than Grace before now and
+// the session and the token are still live.
+func (s *Sessions) inGrace(sess *Session, client string, now time.Time) (string, bool) {
+	h := sess.Handover
+	if subtle.ConstantTimeCompare([]byte(h.Client), []byte(client)) != 1 || !now.Before(h.At.Add(s.Grace)) {
+		return "", false
+	}
+	next, err := s.open(h.Sealed, sess.ID, h.From)
+	if err != nil || !sess.RefreshLive(HashRefresh(next), now) {
+		return "", false // a changed GraceKey; the successor expired or the session ended
+	}
+	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
+		sess.RefreshExpiresAt = sess.ExpiresAt
+	}
+	return next, true
+}
+
+func (s *Sessions) graceOn(client string) bool {
+	return s.Grace > 0 && s.GraceKey != nil && client != ""
+}
+
+// seal encrypts a successor token under GraceKey, bound to its session and
+// predecessor (the associated data), so it opens nowhere else.
+func (s *Sessions) seal(next, sid, from string) ([]byte, error) {
+	aead, err := s.aead()
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(next)+aead.Overhead())
+	if _, err := io.ReadFull(s.Rand, nonce); err != nil {
+		return nil, fmt.Errorf("tokens: random: %w", err)
+	}
+	return aead.Seal(nonce, nonce, []byte(next), []byte(sid+"."+from)), nil
+}
+
+func (s *Sessions) open(sealed []byte, sid, from string) (string, error) {
+	aead, err := s.aead()
+	if err != nil {
+		return "", err
+	}
+	n := aead.NonceSize()
+	if len(sealed) < n {
+		return "", errors.New("tokens: sealed refresh token too short")
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(sid+"."+from))
+	if err != nil {
+		return "", fmt.Errorf("tokens: open sealed refresh token: %w", err)
+	}
+	return string(plain), nil
+}
+
+func (s *Sessions) aead() (cipher.AEAD, error) {
+	if len(s.GraceKey) != 32 {
+		return nil, errors.New("tokens: Sessions.GraceKey must be 32 bytes")
+	}
+	block, err := aes.NewCipher(s.GraceKey)
+	if err != nil {
+		return nil, fmt.Errorf("tokens: grace key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+// Fingerprint identifies a client for the grace period of RotateFrom: the
+// SHA-256 of its parts (say, IP address and user agent), each
+// length-prefixed so that no two lists of parts collide.
+func Fingerprint(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s", len(p), p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Raise records a step-up in a live session: refresh tokens of the family

@@ -484,3 +484,206 @@ func TestOfRefresh(t *testing.T) {
 		t.Errorf("Active after OfRefresh(rotated) = %v", err)
 	}
 }
+
+// Grace period: the same client presenting a just-rotated token again gets
+// the same successor; anything else is reuse, as without a grace period.
+
+var graceKey = []byte("0123456789abcdef0123456789abcdef")
+
+const (
+	tabA = "client-a" // a fingerprint; what it is made of does not matter here
+	tabB = "client-b"
+)
+
+// newGraceSessions is newSessions with a grace key and a 10 s grace.
+func newGraceSessions(t *testing.T) (*tokens.Sessions, *clock, *store.Sessions) {
+	t.Helper()
+	s, c, st := newSessions(t)
+	s.GraceKey, s.Grace = graceKey, 10*time.Second
+	return s, c, st
+}
+
+// rotated starts a session and rotates its first token from client: it
+// returns the session, the rotated token and its successor.
+func rotated(t *testing.T, s *tokens.Sessions, client string) (*tokens.Session, string, string) {
+	t.Helper()
+	sess, tok1 := start(t, s, "u1")
+	_, tok2, err := s.RotateFrom(context.Background(), tok1, client)
+	if err != nil {
+		t.Fatalf("RotateFrom(first): %v", err)
+	}
+	return sess, tok1, tok2
+}
+
+// wantReuse fails t unless presenting tok from client is reuse that revoked
+// the session at the clock's now.
+func wantReuse(t *testing.T, s *tokens.Sessions, st *store.Sessions, c *clock, id, tok, client string) {
+	t.Helper()
+	got, next, err := s.RotateFrom(context.Background(), tok, client)
+	if !errors.Is(err, tokens.ErrRefreshReused) || next != "" {
+		t.Fatalf("RotateFrom(rotated token) = %q, %v; want ErrRefreshReused", next, err)
+	}
+	if got == nil || !got.RevokedAt.Equal(c.Now()) {
+		t.Errorf("reuse returned session %+v, want it revoked at %v", got, c.Now())
+	}
+	if r := stored(t, st, id).RevokedAt; !r.Equal(c.Now()) {
+		t.Errorf("stored revoked_at = %v, want %v", r, c.Now())
+	}
+}
+
+func TestRotateGrace(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("SameClientWithinGrace", func(t *testing.T) {
+		s, c, st := newGraceSessions(t)
+		sess, tok1, tok2 := rotated(t, s, tabA)
+		issued := stored(t, st, sess.ID).RefreshIssuedAt
+		for _, d := range []time.Duration{0, 5 * time.Second, 5*time.Second - time.Millisecond} { // up to 10 s - 1 ms
+			c.Advance(d)
+			got, next, err := s.RotateFrom(ctx, tok1, tabA)
+			if err != nil || next != tok2 {
+				t.Fatalf("at +%v: RotateFrom(rotated token, same client) = %q, %v; want the successor %q", d, next, err, tok2)
+			}
+			if got.ID != sess.ID || !got.RevokedAt.IsZero() {
+				t.Errorf("returned session %s revoked at %v, want %s live", got.ID, got.RevokedAt, sess.ID)
+			}
+		}
+		db := stored(t, st, sess.ID)
+		if !db.RevokedAt.IsZero() || db.RefreshHash != tokens.HashRefresh(tok2) || !db.RefreshIssuedAt.Equal(issued) {
+			t.Errorf("stored revoked %v, current token changed %v, issued %v (want %v): the grace wrote something",
+				db.RevokedAt, db.RefreshHash != tokens.HashRefresh(tok2), db.RefreshIssuedAt, issued)
+		}
+		// The successor rotates as usual; its predecessor then is reuse,
+		// even from the same client within the grace of its own rotation.
+		if _, _, err := s.RotateFrom(ctx, tok2, tabA); err != nil {
+			t.Fatalf("RotateFrom(successor): %v", err)
+		}
+		wantReuse(t, s, st, c, sess.ID, tok1, tabA)
+	})
+	t.Run("AtGraceEnd", func(t *testing.T) {
+		s, c, st := newGraceSessions(t)
+		sess, tok1, _ := rotated(t, s, tabA)
+		c.Advance(s.Grace)
+		wantReuse(t, s, st, c, sess.ID, tok1, tabA)
+	})
+	t.Run("OtherClientWithinGrace", func(t *testing.T) {
+		s, c, st := newGraceSessions(t)
+		sess, tok1, tok2 := rotated(t, s, tabA)
+		c.Advance(time.Second)
+		wantReuse(t, s, st, c, sess.ID, tok1, tabB)
+		// The family is over for the rotating client too.
+		if _, _, err := s.RotateFrom(ctx, tok2, tabA); !errors.Is(err, tokens.ErrRefreshUnknown) {
+			t.Errorf("RotateFrom(successor of a revoked session) = %v, want ErrRefreshUnknown", err)
+		}
+		if _, next, err := s.RotateFrom(ctx, tok1, tabA); next != "" || !errors.Is(err, tokens.ErrRefreshReused) {
+			t.Errorf("RotateFrom(rotated token, same client, after revocation) = %q, %v; want ErrRefreshReused", next, err)
+		}
+	})
+	t.Run("NoClient", func(t *testing.T) {
+		s, c, st := newGraceSessions(t)
+		sess, tok1, _ := rotated(t, s, tabA)
+		wantReuse(t, s, st, c, sess.ID, tok1, "")
+	})
+	t.Run("ChangedKey", func(t *testing.T) {
+		s, c, st := newGraceSessions(t)
+		sess, tok1, _ := rotated(t, s, tabA)
+		s.GraceKey = []byte("fedcba9876543210fedcba9876543210")
+		wantReuse(t, s, st, c, sess.ID, tok1, tabA)
+	})
+	t.Run("SuccessorSealed", func(t *testing.T) {
+		s, _, st := newGraceSessions(t)
+		sess, tok1, tok2 := rotated(t, s, tabA)
+		h := stored(t, st, sess.ID).Handover
+		if h == nil || h.From != tokens.HashRefresh(tok1) || h.Client != tabA {
+			t.Fatalf("stored handover %+v, want one from the rotated token by %s", h, tabA)
+		}
+		if strings.Contains(string(h.Sealed), tok2[strings.IndexByte(tok2, '.')+1:]) {
+			t.Errorf("the store holds the successor in clear")
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		key   []byte
+		grace time.Duration
+	}{
+		{"NoKey", nil, 10 * time.Second},
+		{"ZeroGrace", graceKey, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c, st := newSessions(t)
+			s.GraceKey, s.Grace = tc.key, tc.grace
+			sess, tok1, _ := rotated(t, s, tabA)
+			if h := stored(t, st, sess.ID).Handover; h != nil {
+				t.Errorf("grace off, but a handover was stored: %+v", h)
+			}
+			wantReuse(t, s, st, c, sess.ID, tok1, tabA)
+		})
+	}
+}
+
+// TestRotateGraceRace presents one refresh token 20 times at once from one
+// client: every call gets the one and same successor and the session
+// stays live. From two clients at once, one rotates and the other is reuse.
+func TestRotateGraceRace(t *testing.T) {
+	ctx := context.Background()
+	s, _, st := newGraceSessions(t)
+	present := func(tok string, clients []string) ([]string, []error) {
+		var wg sync.WaitGroup
+		nexts, errs := make([]string, len(clients)), make([]error, len(clients))
+		go1 := make(chan struct{})
+		for i, cl := range clients {
+			wg.Go(func() { <-go1; _, nexts[i], errs[i] = s.RotateFrom(ctx, tok, cl) })
+		}
+		close(go1)
+		wg.Wait()
+		return nexts, errs
+	}
+	t.Run("SameClient", func(t *testing.T) {
+		for round := range 3 {
+			sess, tok := start(t, s, "u1")
+			nexts, errs := present(tok, slices.Repeat([]string{tabA}, 20))
+			for i := range nexts {
+				if errs[i] != nil || nexts[i] != nexts[0] || nexts[i] == "" {
+					t.Fatalf("round %d: call %d = %q, %v; want the successor %q", round, i, nexts[i], errs[i], nexts[0])
+				}
+			}
+			got := stored(t, st, sess.ID)
+			if !got.RevokedAt.IsZero() || got.RefreshHash != tokens.HashRefresh(nexts[0]) {
+				t.Fatalf("round %d: session revoked at %v, stored token is the handed-out one: %v", round, got.RevokedAt,
+					got.RefreshHash == tokens.HashRefresh(nexts[0]))
+			}
+		}
+	})
+	t.Run("TwoClients", func(t *testing.T) {
+		for round := range 5 {
+			sess, tok := start(t, s, "u1")
+			nexts, errs := present(tok, []string{tabA, tabB})
+			ok, reused := 0, 0
+			for i := range errs {
+				switch {
+				case errs[i] == nil && nexts[i] != "":
+					ok++
+				case errors.Is(errs[i], tokens.ErrRefreshReused):
+					reused++
+				default:
+					t.Fatalf("round %d: call %d = %q, %v", round, i, nexts[i], errs[i])
+				}
+			}
+			if ok != 1 || reused != 1 {
+				t.Fatalf("round %d: %d rotated, %d reused; want 1 and 1", round, ok, reused)
+			}
+			if stored(t, st, sess.ID).RevokedAt.IsZero() {
+				t.Fatalf("round %d: reuse from another client left the session live", round)
+			}
+		}
+	})
+}
+
+func TestFingerprint(t *testing.T) {
+	if tokens.Fingerprint("1.2.3.4", "UA") == tokens.Fingerprint("1.2.3.4U", "A") {
+		t.Errorf("Fingerprint does not separate its parts")
+	}
+	if a, b := tokens.Fingerprint("1.2.3.4", "UA"), tokens.Fingerprint("1.2.3.4", "UA"); a != b || len(a) != 64 {
+		t.Errorf("Fingerprint = %q, %q; want one 64-hex-digit value", a, b)
+	}
+}

@@ -58,9 +58,11 @@ func (a *App) Logout(ctx context.Context, c *Caller) error {
 
 // Refresh rotates a refresh token. The new access token keeps the
 // session's auth_time, acr and amr; refresh never raises them. A rotated
-// token presented again revokes the whole session (tokens.ErrRefreshReused).
+// token presented again revokes the whole session (tokens.ErrRefreshReused),
+// unless the same client (IP address and user agent) presents it within the
+// sessions' grace period: it then gets the same successor.
 func (a *App) Refresh(ctx context.Context, cl Client, token string) (*Tokens, error) {
-	sess, next, err := a.Sessions.Rotate(ctx, token)
+	sess, next, err := a.Sessions.RotateFrom(ctx, token, tokens.Fingerprint(cl.IP, cl.UserAgent))
 	if err != nil {
 		if errors.Is(err, tokens.ErrRefreshReused) {
 			a.m.issued.WithLabelValues("refresh", "reuse_detected").Inc()

@@ -115,6 +115,8 @@ func (a *App) Open(ctx context.Context) error {
 	verifier := tokens.NewVerifier(a.keys, tokens.VerifierConfig{Issuer: c.Issuer, Audiences: c.Audiences, Now: a.Now})
 	sessions := tokens.NewSessions(db.Sessions())
 	sessions.Now = a.Now
+	// Two tabs refreshing at once get one successor (tokens.DefaultGrace).
+	sessions.GraceKey = deriveKey(c.MasterKey, "stepup refresh-token grace seal v1")
 	if c.SessionMax > 0 {
 		sessions.MaxAge = c.SessionMax
 	}
