@@ -178,6 +178,10 @@ func toProblem(err error) *Problem {
 		if th.Locked {
 			p = problem(http.StatusTooManyRequests, CodeAccountLocked,
 				"too many failed attempts; the account is locked until an administrator unlocks it")
+			if th.RetryAfter > 0 {
+				p.Detail = "too many failed passwords; the password is refused for a while (see Retry-After) or until an administrator unlocks it; a passkey still signs in"
+				p.RetryAfter = max(1, int(th.RetryAfter.Seconds()+0.999))
+			}
 		} else {
 			p = problem(http.StatusTooManyRequests, CodeRateLimited, "too many failed attempts; retry later")
 			p.RetryAfter = max(1, int(th.RetryAfter.Seconds()+0.999))

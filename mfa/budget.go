@@ -37,6 +37,9 @@ type BudgetStore interface {
 	Forgive(ctx context.Context, scope string) error
 	// Refund takes one counted attempt back (never below zero).
 	Refund(ctx context.Context, scope string) error
+	// ForgivePrefix sets the failure count of every scope that begins with
+	// prefix to zero (an operator's unlock of all of a name's scopes).
+	ForgivePrefix(ctx context.Context, prefix string) error
 }
 
 // PendingStore holds, per mfa_pending token, its attempt budget and its
@@ -100,6 +103,11 @@ func (b *Budget) Succeed(ctx context.Context, a Attempt) error {
 // (another budget refused the request).
 func (b *Budget) Refund(ctx context.Context, a Attempt) error {
 	return b.Store.Refund(ctx, a.Scope)
+}
+
+// ResetPrefix forgives the failures of every scope beginning with prefix.
+func (b *Budget) ResetPrefix(ctx context.Context, prefix string) error {
+	return b.Store.ForgivePrefix(ctx, prefix)
 }
 
 // Reset forgives a scope's failures (an administrator's unlock).

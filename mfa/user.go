@@ -18,6 +18,9 @@ type User struct {
 	// Attempts is the account's second-factor budget: failures since the
 	// last success (see UserStore.SpendAttempt).
 	Attempts BudgetState
+	// PasswordFailures counts consecutive wrong passwords on the account,
+	// from every address (the NIST cap; see UserStore.CountPasswordFailure).
+	PasswordFailures BudgetState
 }
 
 // Kind names a kind of second factor.
@@ -92,6 +95,12 @@ type UserStore interface {
 	SpendAttempt(ctx context.Context, id string, gates []Gate, now time.Time) (u *User, ok bool, err error)
 	// ForgiveAttempts sets the user's second-factor failure count to zero.
 	ForgiveAttempts(ctx context.Context, id string) error
+	// CountPasswordFailure adds a wrong password to the account's count and
+	// returns the count after it. ErrNotFound if the user is gone.
+	CountPasswordFailure(ctx context.Context, id string, now time.Time) (BudgetState, error)
+	// ForgivePasswordFailures sets the account's wrong-password count to
+	// zero.
+	ForgivePasswordFailures(ctx context.Context, id string) error
 	// SetPassword replaces the password hash. ErrNotFound.
 	SetPassword(ctx context.Context, id, hash string) error
 	// AddFactor adds f, first dropping enrollments that were never confirmed

@@ -125,6 +125,34 @@ func (b *Budgets) Refund(ctx context.Context, scope string) error {
 	return nil
 }
 
+// ForgivePrefix zeroes every scope whose _id begins with prefix: a range
+// read (no write lock held while it runs), then one update by _id.
+func (b *Budgets) ForgivePrefix(ctx context.Context, prefix string) error {
+	cur, err := b.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: prefix + "\uffff"}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return opError(err, "find budgets")
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return opError(err, "find budgets")
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	ids := make(bson.A, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	if _, err := b.coll.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: 0}}}}); err != nil {
+		return opError(err, "forgive budgets")
+	}
+	return nil
+}
+
 // Budget returns a scope's state; zero for an unknown scope.
 func (b *Budgets) Budget(ctx context.Context, scope string) (mfa.BudgetState, error) {
 	var doc budgetDoc

@@ -34,6 +34,8 @@ type userDoc struct {
 	CreatedAt  time.Time `bson:"created_at"`
 	MFAFail    int64     `bson:"mfa_fail"`
 	MFALast    time.Time `bson:"mfa_last"`
+	PwdFail    int64     `bson:"pwd_fail"`
+	PwdLast    time.Time `bson:"pwd_last"`
 }
 
 type factorDoc struct {
@@ -128,6 +130,28 @@ func (db *DB) SpendAttempt(ctx context.Context, id string, gates []mfa.Gate, now
 func (db *DB) ForgiveAttempts(ctx context.Context, id string) error {
 	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "mfa_fail", Value: 0}}}}, mfa.ErrNotFound, "forgive attempts of user %s", id)
+}
+
+// CountPasswordFailure increments the account's wrong-password count: one
+// findOneAndUpdate returning the count after it.
+func (db *DB) CountPasswordFailure(ctx context.Context, id string, now time.Time) (mfa.BudgetState, error) {
+	var doc userDoc
+	err := db.users().FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "pwd_fail", Value: 1}}}, {Key: "$set", Value: bson.D{{Key: "pwd_last", Value: now.UTC()}}}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return mfa.BudgetState{}, mfa.ErrNotFound
+	}
+	if err != nil {
+		return mfa.BudgetState{}, opError(err, "count password failure of user %s", id)
+	}
+	return mfa.BudgetState{Failures: doc.PwdFail, Last: doc.PwdLast}, nil
+}
+
+// ForgivePasswordFailures zeroes the account's wrong-password count.
+func (db *DB) ForgivePasswordFailures(ctx context.Context, id string) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "pwd_fail", Value: 0}}}}, mfa.ErrNotFound, "forgive password failures of user %s", id)
 }
 
 // SetPassword replaces the password hash, and nothing else.
@@ -401,7 +425,8 @@ func (db *DB) factorToDoc(userID string, f *mfa.Factor) (*factorDoc, error) {
 func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 	u := &mfa.User{ID: doc.ID, Username: doc.Username, PasswordHash: doc.Password, CreatedAt: doc.CreatedAt,
 		RecoveryCodes: doc.Recovery, Factors: make([]mfa.Factor, 0, len(doc.Factors)),
-		Attempts: mfa.BudgetState{Failures: doc.MFAFail, Last: doc.MFALast}}
+		Attempts:         mfa.BudgetState{Failures: doc.MFAFail, Last: doc.MFALast},
+		PasswordFailures: mfa.BudgetState{Failures: doc.PwdFail, Last: doc.PwdLast}}
 	for _, key := range slices.Sorted(maps.Keys(doc.Factors)) {
 		fd := doc.Factors[key]
 		f := mfa.Factor{ID: fd.ID, Kind: mfa.Kind(fd.Kind), Name: fd.Name, Confirmed: fd.Confirmed,

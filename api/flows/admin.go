@@ -20,7 +20,10 @@ func (a *App) Unlock(ctx context.Context, op Operator, username string) (*mfa.Us
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Budgets.Login.Reset(ctx, loginScope(u.Username)); err != nil {
+	if err := a.Users.ForgivePasswordFailures(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	if err := a.Budgets.Login.ResetPrefix(ctx, loginScope(u.Username, "")); err != nil {
 		return nil, err
 	}
 	if err := a.Users.ForgiveAttempts(ctx, u.ID); err != nil {

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,8 +28,8 @@ import (
 // passwords (whether or not the user exists), an enrollment's confirmation
 // codes. The account's second-factor budget is on the user; an
 // mfa_token's on its own document.
-func loginScope(username string) string  { return "pwd|" + username }
-func enrollScope(factorID string) string { return "enroll|" + factorID }
+func loginScope(username, client string) string { return "pwd|" + username + "|" + client }
+func enrollScope(factorID string) string        { return "enroll|" + factorID }
 
 // Budgets are the attempt budgets, each a named value.
 type Budgets struct {
@@ -55,6 +56,11 @@ type Deps struct {
 
 	MFAAudience string // aud of mfa_pending tokens
 	SignupOpen  bool
+	// PasswordLock is how long the password path of an account stays closed
+	// after NIST's cap of consecutive wrong passwords (mfa.NISTMaxFailures,
+	// from every address together); then one attempt per PasswordLock, until
+	// a success or an operator's unlock resets the count. Default 1 hour.
+	PasswordLock time.Duration
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // counters are registered here when set
@@ -67,6 +73,7 @@ type App struct {
 	Deps
 	m      *metrics
 	events *recorder
+	bg     sync.WaitGroup // writes done off the request path
 }
 
 // New returns an App; Close it to write the queued security events.
@@ -83,13 +90,20 @@ func New(d Deps) *App {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.PasswordLock == 0 {
+		d.PasswordLock = time.Hour
+	}
 	a := &App{Deps: d, m: newMetrics(d.Registry)}
 	a.events = newRecorder(d.Events, func(msg string, args ...any) { a.Logger.Warn(msg, args...) })
 	return a
 }
 
-// Close writes the queued security events and stops their writers.
-func (a *App) Close() { a.events.close() }
+// Close waits for background counting, writes the queued security events
+// and stops their writers.
+func (a *App) Close() {
+	a.bg.Wait()
+	a.events.close()
+}
 
 // Client is who is asking, for security events: never trusted for a
 // decision.

@@ -3,6 +3,7 @@ package flows
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/stepup-auth/stepup/mfa"
@@ -50,6 +51,12 @@ func (a *App) createUser(ctx context.Context, cl Client, username, password stri
 	if err := a.Users.CreateUser(ctx, u); err != nil {
 		return nil, err
 	}
+	// What this address's sign-in attempts on the name counted before it
+	// existed does not survive its sign-up (the account's own count starts
+	// at zero with it).
+	if err := a.Budgets.Login.Reset(ctx, loginScope(name, cl.IP)); err != nil {
+		a.Logger.Warn("password budget not reset at sign-up", "err", err)
+	}
 	return u, nil
 }
 
@@ -59,9 +66,18 @@ func (a *App) createUser(ctx context.Context, cl Client, username, password stri
 // helps — never the password alone).
 //
 // Unknown user and wrong password give the same error after the same work:
-// an attempt on the name's budget, one read, one argon2id hash. It returns
-// mfa.ErrBusy (before spending anything) when the hasher is saturated, a
-// *mfa.ThrottledError, or mfa.ErrBadCredentials.
+// an attempt on the budget of this name from this client address, one
+// read, one argon2id hash; a wrong password on an account is counted
+// toward its cap after the answer. It returns mfa.ErrBusy (before spending
+// anything) when the hasher is saturated, a *mfa.ThrottledError, or
+// mfa.ErrBadCredentials.
+//
+// The budgets (README, "Attempt budgets"): failures back off per (name,
+// address), so a guesser elsewhere never slows the owner down; an
+// account's consecutive failures from every address together close its
+// password path at NIST's cap of 100 for PasswordLock (then one attempt per
+// PasswordLock) until a success or an operator resets it — and a passkey
+// still signs in. A name that does not exist has no account count at all.
 func (a *App) Login(ctx context.Context, cl Client, username, password string) (*Outcome, error) {
 	name, err := mfa.CanonicalUsername(username)
 	if err != nil {
@@ -86,7 +102,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		u       *mfa.User
 		wg      sync.WaitGroup
 	)
-	wg.Go(func() { attempt, takeErr = a.Budgets.Login.Take(ctx, loginScope(name)) })
+	wg.Go(func() { attempt, takeErr = a.Budgets.Login.Take(ctx, loginScope(name, cl.IP)) })
 	u, err = a.Users.UserByName(ctx, name)
 	wg.Wait()
 	if takeErr != nil {
@@ -102,24 +118,39 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 	default:
 		return nil, err
 	}
+	if u != nil {
+		if err := a.passwordLocked(u); err != nil {
+			_ = a.Budgets.Login.Refund(context.WithoutCancel(ctx), attempt) // not evaluated
+			a.throttled(err)
+			return nil, err
+		}
+	}
 	rehash, err := a.Password.VerifyAdmitted(ctx, phc, pw)
 	if err != nil {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			a.m.verified("pwd", false)
 			if u != nil {
 				a.event(cl, u.ID, "", mfa.EventLoginFailure, "password")
+				a.countPasswordFailure(ctx, cl, u, false)
 			}
 		}
 		return nil, err
 	}
 	a.m.verified("pwd", true)
-	// Forgiving the budget overlaps what follows; its error is only logged
+	// Forgiving the budgets overlaps what follows; an error is only logged
 	// (a lost reset counts more failures, never fewer).
 	wg.Go(func() {
 		if err := a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
 			a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
 		}
 	})
+	if u.PasswordFailures.Failures > 0 {
+		wg.Go(func() {
+			if err := a.Users.ForgivePasswordFailures(context.WithoutCancel(ctx), u.ID); err != nil {
+				a.Logger.Warn("password failures not reset", "user", u.ID, "err", err)
+			}
+		})
+	}
 	defer wg.Wait()
 	if rehash {
 		a.upgradeHash(context.WithoutCancel(ctx), u, pw)
@@ -156,11 +187,15 @@ func (a *App) upgradeHash(ctx context.Context, u *mfa.User, pw string) {
 }
 
 // checkPassword checks u's password again for a signed-in session (a
-// password change, a step-up), counted against the username's password
-// budget like a sign-in. A wrong one is ErrPasswordRejected: the bearer
-// token itself is fine.
+// password change, a step-up), counted like a sign-in: on the budget of
+// this name from this address, and on the account's cap. A wrong one is
+// ErrPasswordRejected: the bearer token itself is fine.
 func (a *App) checkPassword(ctx context.Context, cl Client, u *mfa.User, password, sid, what string) error {
-	attempt, err := a.Budgets.Login.Take(ctx, loginScope(u.Username))
+	if err := a.passwordLocked(u); err != nil {
+		a.throttled(err)
+		return err
+	}
+	attempt, err := a.Budgets.Login.Take(ctx, loginScope(u.Username, cl.IP))
 	if err != nil {
 		a.throttled(err)
 		return err
@@ -169,9 +204,51 @@ func (a *App) checkPassword(ctx context.Context, cl Client, u *mfa.User, passwor
 	if _, err := a.Password.Verify(ctx, u.PasswordHash, pw); err != nil {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			a.event(cl, u.ID, sid, mfa.EventLoginFailure, what)
+			a.countPasswordFailure(ctx, cl, u, true)
 			return ErrPasswordRejected
 		}
 		return err
 	}
+	if u.PasswordFailures.Failures > 0 {
+		if err := a.Users.ForgivePasswordFailures(ctx, u.ID); err != nil {
+			return err
+		}
+	}
 	return a.Budgets.Login.Succeed(ctx, attempt)
+}
+
+// passwordLocked refuses the password of an account past NIST's cap of
+// consecutive failures until PasswordLock has passed since the last one.
+func (a *App) passwordLocked(u *mfa.User) error {
+	f := u.PasswordFailures
+	if f.Failures < mfa.NISTMaxFailures {
+		return nil
+	}
+	if wait := f.Last.Add(a.PasswordLock).Sub(a.Now()); wait > 0 {
+		return &mfa.ThrottledError{Locked: true, RetryAfter: wait}
+	}
+	return nil
+}
+
+// countPasswordFailure adds a wrong password to the account's count — after
+// the answer for a sign-in, so an existing name's answer takes no longer
+// than an unknown one's — and tells the user when the count reaches the
+// cap.
+func (a *App) countPasswordFailure(ctx context.Context, cl Client, u *mfa.User, now bool) {
+	count := func() {
+		st, err := a.Users.CountPasswordFailure(context.WithoutCancel(ctx), u.ID, a.Now())
+		if err != nil {
+			a.Logger.Warn("password failure not counted", "user", u.ID, "err", err)
+			return
+		}
+		if st.Failures == mfa.NISTMaxFailures {
+			a.event(cl, u.ID, "", mfa.EventLockout, fmt.Sprintf("password sign-in closed after %d failures in a row; it reopens after %v, or an operator unlocks it; a passkey still signs in",
+				mfa.NISTMaxFailures, a.PasswordLock))
+		}
+	}
+	if now {
+		count()
+		return
+	}
+	a.bg.Go(count)
 }

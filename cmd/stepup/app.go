@@ -152,6 +152,11 @@ func (a *App) Open(ctx context.Context) error {
 		wa.Attestation = protocol.PreferNoAttestation
 	}
 
+	// Password failures back off per (name, client address); they never
+	// lock there (the account's NIST cap is counted on the user document),
+	// and a pair's record is dropped a day after its last attempt.
+	loginBudget := budget(10, 1<<30)
+	loginBudget.Keep = 24 * time.Hour
 	pending := db.PendingTokens()
 	tokenBudget := budget(5, 5)
 	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
@@ -166,7 +171,7 @@ func (a *App) Open(ctx context.Context) error {
 		Budgets: flows.Budgets{
 			Token:   tokenBudget,
 			Account: budget(5, mfa.NISTMaxFailures),
-			Login:   budget(10, mfa.NISTMaxFailures),
+			Login:   loginBudget, // per (name, address): backoff only; the account's cap is on the user
 			Enroll:  budget(5, 10),
 		},
 		Policy:      mfa.DefaultPolicy,
