@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/api/flows"
 )
 
 type codeRequest struct {
@@ -75,6 +77,10 @@ func (s *Server) webauthnVerify(c *gin.Context) {
 // passkeyOptions is POST /v1/passkeys/options: a usernameless ceremony.
 func (s *Server) passkeyOptions(c *gin.Context) {
 	if err := emptyBody(c); err != nil {
+		fail(c, err)
+		return
+	}
+	if err := s.App.Anonymous(c.Request.Context(), flows.AnonPasskey, client(c)); err != nil {
 		fail(c, err)
 		return
 	}

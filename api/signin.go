@@ -40,6 +40,10 @@ func (s *Server) signup(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if err := s.App.Anonymous(c.Request.Context(), flows.AnonSignUp, client(c)); err != nil {
+		fail(c, err)
+		return
+	}
 	u, err := s.App.SignUp(c.Request.Context(), client(c), req.Username, req.Password)
 	if err != nil {
 		fail(c, err)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"mime"
@@ -9,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/api/flows"
 )
 
 type refreshRequest struct {
@@ -120,6 +123,10 @@ func (s *Server) revoke(c *gin.Context) {
 // clients authenticated with HTTP Basic. Inactive, unknown and foreign
 // tokens all answer {"active":false} (§2.2).
 func (s *Server) introspect(c *gin.Context) {
+	if err := s.App.Anonymous(c.Request.Context(), flows.AnonIntrospect, client(c)); err != nil {
+		fail(c, err)
+		return
+	}
 	id, secret, ok := c.Request.BasicAuth()
 	if !ok || !s.clientOK(id, secret) {
 		fail(c, errInvalidClient)
@@ -164,5 +171,8 @@ func (s *Server) introspect(c *gin.Context) {
 // clientOK checks introspection client credentials in constant time.
 func (s *Server) clientOK(id, secret string) bool {
 	want, ok := s.cfg.IntrospectionClients[id]
-	return ok && subtle.ConstantTimeCompare([]byte(want), []byte(secret)) == 1
+	// Compared as SHA-256 digests: equal length, so the time taken does
+	// not tell the secret's length either.
+	got, exp := sha256.Sum256([]byte(secret)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1 && ok
 }

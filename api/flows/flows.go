@@ -61,6 +61,11 @@ type Deps struct {
 	// from every address together); then one attempt per PasswordLock, until
 	// a success or an operator's unlock resets the count. Default 1 hour.
 	PasswordLock time.Duration
+	// AnonRate is how many requests per minute one client address may make
+	// to each anonymous endpoint (Anonymous); 0 is no limit. The count is a
+	// budget document per (endpoint, address, minute) in the store, so all
+	// instances share it.
+	AnonRate int
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // counters are registered here when set
@@ -202,4 +207,31 @@ func (a *App) throttled(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Anonymous endpoints a client address is rate-limited on.
+const (
+	AnonSignUp     = "signup"
+	AnonPasskey    = "passkey"
+	AnonIntrospect = "introspect"
+)
+
+// Anonymous counts one request of a client to an anonymous endpoint and
+// refuses it (a *mfa.ThrottledError with the seconds to the next minute)
+// past AnonRate in the current minute. It costs one conditional update
+// per request, and the store at most one small document per (endpoint,
+// address, minute), swept after two minutes.
+func (a *App) Anonymous(ctx context.Context, endpoint string, cl Client) error {
+	if a == nil || a.AnonRate <= 0 || a.Budgets.Login == nil {
+		return nil
+	}
+	now := a.Now()
+	minute := now.Truncate(time.Minute)
+	scope := "anon|" + endpoint + "|" + cl.IP + "|" + minute.Format("200601021504")
+	gates := []mfa.Gate{{Min: 0, Max: int64(a.AnonRate)}}
+	if _, ok, err := a.Budgets.Login.Store.Spend(ctx, scope, gates, now, minute.Add(2*time.Minute)); err != nil || ok {
+		return err
+	}
+	a.m.lockouts.Inc()
+	return &mfa.ThrottledError{RetryAfter: minute.Add(time.Minute).Sub(now)}
 }

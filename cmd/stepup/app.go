@@ -180,6 +180,7 @@ func (a *App) Open(ctx context.Context) error {
 		Verifier:    verifier,
 		MFAAudience: mfaAud,
 		SignupOpen:  c.SignupOpen,
+		AnonRate:    c.AnonRate,
 		Logger:      log,
 		Registry:    reg,
 		Now:         a.Now,

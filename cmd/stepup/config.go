@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	SessionMax     time.Duration
 	SessionIdle    time.Duration
 	TrustedProxies []string
+	// AnonRate is requests per minute per client address on each anonymous
+	// endpoint; 0 is no limit.
+	AnonRate int
 	// Introspectors are the RFC 7662 clients: id → secret.
 	Introspectors map[string]string
 	WebAuthnUV    string // required, preferred or discouraged
@@ -66,6 +70,7 @@ var settings = []setting{
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
+	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
 
@@ -165,6 +170,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		if h := u.Hostname(); h != c.RPID && !strings.HasSuffix(h, "."+c.RPID) {
 			return c, fmt.Errorf("STEPUP_RP_ID: %q is not the host of origin %q nor a suffix of it", c.RPID, o)
 		}
+	}
+	if c.AnonRate, err = strconv.Atoi(get("STEPUP_ANON_RATE")); err != nil || c.AnonRate < 0 || c.AnonRate > 100000 {
+		return c, errors.New("STEPUP_ANON_RATE: must be a whole number of requests per minute from 0 (off) to 100000, such as 60")
 	}
 	c.TrustedProxies = splitList(get("STEPUP_TRUSTED_PROXIES"))
 	for _, p := range c.TrustedProxies {

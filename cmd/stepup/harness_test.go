@@ -55,6 +55,7 @@ type appOptions struct {
 	// TrustedProxies lets a test speak for several client addresses
 	// through X-Forwarded-For.
 	TrustedProxies []string
+	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
 }
 
 // testApp is one running App and a client for it.
@@ -100,6 +101,7 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 			SignupOpen:     !o.SignupClosed,
 			SigningAlg:     "ES256",
 			TrustedProxies: o.TrustedProxies,
+			AnonRate:       o.AnonRate,
 			AccessTTL:      15 * time.Minute,
 			LogLevel:       "error",
 		},

@@ -104,3 +104,39 @@ func TestGuesserCannotLockOutTheOwner(t *testing.T) {
 
 // poEventsAt lists the event types the access token's user sees.
 func (a *testApp) poEventsAt(tb testing.TB, token string) []string { return a.poEvents(tb, token) }
+
+// TestAnonymousRateLimit: one address may make STEPUP_ANON_RATE requests a
+// minute to each anonymous endpoint, counted in the store for every
+// instance; past it, 429 with Retry-After; other addresses are not
+// affected, and the next minute starts afresh.
+func TestAnonymousRateLimit(t *testing.T) {
+	apps := startApps(t, 2, appOptions{TrustedProxies: []string{"127.0.0.1"}, AnonRate: 5})
+	from := func(a *testApp, ip, path string) response {
+		req, _ := http.NewRequest(http.MethodPost, a.base+path, nil)
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := a.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{Status: res.StatusCode, Header: res.Header, Body: b}
+	}
+	for i := range 5 {
+		if r := from(apps[i%2], "203.0.113.9", "/v1/passkeys/options"); r.Status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
+		}
+	}
+	r := from(apps[1], "203.0.113.9", "/v1/passkeys/options")
+	r.wantProblem(t, http.StatusTooManyRequests, "rate_limited")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	if r := from(apps[0], "198.51.100.7", "/v1/passkeys/options"); r.Status != http.StatusOK {
+		t.Fatalf("another address: %d", r.Status)
+	}
+	apps[0].Clock.Advance(time.Minute)
+	if r := from(apps[0], "203.0.113.9", "/v1/passkeys/options"); r.Status != http.StatusOK {
+		t.Fatalf("the next minute: %d", r.Status)
+	}
+}
