@@ -6,13 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,9 +17,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/stepup-auth/stepup/api/flows"
+	"github.com/stepup-auth/stepup/api/flows/flowstest"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/store"
-	"github.com/stepup-auth/stepup/store/storetest"
 	"github.com/stepup-auth/stepup/tokens"
 )
 
@@ -34,84 +31,31 @@ import (
 // are issued as the flows issue them.
 
 const (
-	htIssuer   = "http://localhost:8080"
-	htMFAAud   = htIssuer + "/v1/mfa"
+	htIssuer   = flowstest.Issuer
+	htMFAAud   = flowstest.MFAAudience
 	htCORS     = "https://app.example"
-	htPassword = "correct horse battery staple"
+	htPassword = flowstest.Password
 )
-
-// htClock is a frozen clock, 10 s into a TOTP step.
-type htClock struct{ ns atomic.Int64 }
-
-func newHTClock() *htClock {
-	c := &htClock{}
-	c.ns.Store(time.Date(2030, 1, 1, 12, 0, 10, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *htClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *htClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type htEnv struct {
 	app   *flows.App
 	db    *store.DB
-	clock *htClock
+	clock *flowstest.Clock
 	url   string
 }
 
-var htHash = sync.OnceValues(func() (string, error) {
-	return mfa.NewPassword(mfa.DefaultArgon2, 0, 0).Hash(context.Background(), htPassword)
-})
+var htHash = flowstest.Hash
 
-// newHTEnv starts the server on a fresh database.
+// newHTEnv starts the server around a flowstest App on a fresh database.
 func newHTEnv(t *testing.T) *htEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := storetest.New(t)
-	c := newHTClock()
-	keys := tokens.NewKeySet(db.Keys(), tokens.KeySetOptions{Now: c.Now, Retain: 25 * time.Minute})
-	if err := keys.Refresh(ctx); err != nil {
-		t.Fatalf("keys: %v", err)
-	}
-	sessions := tokens.NewSessions(db.Sessions())
-	sessions.Now = c.Now
-	budgets := db.Budgets()
-	budget := func(free, limit int) *mfa.Budget {
-		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
-			Keep: 30 * 24 * time.Hour, Now: c.Now}
-	}
-	tp := mfa.NewTOTP("stepup")
-	tp.Now = c.Now
-	pending := db.PendingTokens()
-	tokenBudget := budget(5, 5)
-	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
-	logger := slog.New(slog.DiscardHandler)
-	app := flows.New(flows.Deps{
-		Users:    db,
-		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
-		TOTP:     tp,
-		Recovery: mfa.NewRecovery(db.UsedRecoveryCodes()),
-		Events:   db.Events(),
-		Pending:  pending,
-		Budgets: flows.Budgets{Token: tokenBudget, Account: budget(5, mfa.NISTMaxFailures),
-			Login: budget(10, mfa.NISTMaxFailures), Enroll: budget(5, 10)},
-		Policy:   mfa.DefaultPolicy,
-		Sessions: sessions,
-		Issuer: tokens.NewIssuer(keys, tokens.IssuerConfig{Issuer: htIssuer, Audiences: []string{"stepup"}, ClientID: "stepup",
-			AccessTTL: 15 * time.Minute, MFAAudience: htMFAAud, Now: c.Now}),
-		Verifier:    tokens.NewVerifier(keys, tokens.VerifierConfig{Issuer: htIssuer, Audiences: []string{"stepup"}, Now: c.Now}),
-		MFAAudience: htMFAAud,
-		SignupOpen:  true,
-		Logger:      logger,
-		Now:         c.Now,
-	})
-	t.Cleanup(app.Close)
+	fe := flowstest.New(t)
 	srv := NewServer(Config{Issuer: htIssuer, MFAAudience: htMFAAud, Audiences: []string{"stepup"}, SignupOpen: true,
 		CORSOrigins: []string{htCORS}},
-		Deps{App: app, Keys: keys, Policy: mfa.DefaultPolicy, Ready: db.Ping, Logger: logger, Now: c.Now})
+		Deps{App: fe.App, Keys: fe.Keys, Policy: mfa.DefaultPolicy, Ready: fe.DB.Ping, Logger: fe.Logger, Now: fe.Clock.Now})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &htEnv{app: app, db: db, clock: c, url: hs.URL}
+	return &htEnv{app: fe.App, db: fe.DB, clock: fe.Clock, url: hs.URL}
 }
 
 // user creates a factorless user whose password is htPassword.

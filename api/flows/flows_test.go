@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +14,9 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/stepup-auth/stepup/api/flows"
+	"github.com/stepup-auth/stepup/api/flows/flowstest"
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/store"
-	"github.com/stepup-auth/stepup/store/storetest"
 	"github.com/stepup-auth/stepup/tokens"
 )
 
@@ -28,91 +26,27 @@ import (
 // cost): fixture users share one precomputed hash, and sessions that a test
 // only needs to exist are started directly, as the flows start them.
 
-const (
-	testIssuer = "http://localhost:8080"
-	mfaAud     = testIssuer + "/v1/mfa"
-	password   = "correct horse battery staple"
-)
+const password = flowstest.Password
 
 var (
 	amrPwd  = []string{"pwd"}
 	amrTOTP = []string{"pwd", "otp", "mfa"}
 )
 
-// clock is a frozen clock that moves only when a test advances it. It
-// starts 10 s into a TOTP step, so up to 19 s may pass in the same step.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2030, 1, 1, 12, 0, 10, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 type env struct {
 	app   *flows.App
 	db    *store.DB
-	clock *clock
+	clock *flowstest.Clock
 }
 
-// sharedHash is the argon2id hash of password at the default cost, computed
-// once for every fixture user.
-var sharedHash = sync.OnceValues(func() (string, error) {
-	return mfa.NewPassword(mfa.DefaultArgon2, 0, 0).Hash(context.Background(), password)
-})
+// sharedHash is the argon2id hash of password, computed once.
+var sharedHash = flowstest.Hash
 
-// newEnv builds the App as cmd/stepup's App.Open does.
+// newEnv builds the App as cmd/stepup's App.Open does (flowstest).
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	db := storetest.New(t)
-	c := newClock()
-	keys := tokens.NewKeySet(db.Keys(), tokens.KeySetOptions{Now: c.Now, Retain: 25 * time.Minute})
-	if err := keys.Refresh(ctx); err != nil {
-		t.Fatalf("keys: %v", err)
-	}
-	issuer := tokens.NewIssuer(keys, tokens.IssuerConfig{Issuer: testIssuer, Audiences: []string{"stepup"}, ClientID: "stepup",
-		AccessTTL: 15 * time.Minute, MFAAudience: mfaAud, Now: c.Now})
-	verifier := tokens.NewVerifier(keys, tokens.VerifierConfig{Issuer: testIssuer, Audiences: []string{"stepup"}, Now: c.Now})
-	sessions := tokens.NewSessions(db.Sessions())
-	sessions.Now = c.Now
-	budgets := db.Budgets()
-	budget := func(free, limit int) *mfa.Budget {
-		return &mfa.Budget{Store: budgets, Free: free, Limit: limit, Base: time.Second, Max: 15 * time.Minute,
-			Keep: 30 * 24 * time.Hour, Now: c.Now}
-	}
-	tp := mfa.NewTOTP("stepup")
-	tp.Now = c.Now
-	pending := db.PendingTokens()
-	tokenBudget := budget(5, 5)
-	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
-	app := flows.New(flows.Deps{
-		Users:    db,
-		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
-		TOTP:     tp,
-		Recovery: mfa.NewRecovery(db.UsedRecoveryCodes()),
-		Events:   db.Events(),
-		Pending:  pending,
-		Budgets: flows.Budgets{
-			Token:   tokenBudget,
-			Account: budget(5, mfa.NISTMaxFailures),
-			Login:   budget(10, mfa.NISTMaxFailures),
-			Enroll:  budget(5, 10),
-		},
-		Policy:      mfa.DefaultPolicy,
-		Sessions:    sessions,
-		Issuer:      issuer,
-		Verifier:    verifier,
-		MFAAudience: mfaAud,
-		SignupOpen:  true,
-		Logger:      slog.New(slog.DiscardHandler),
-		Now:         c.Now,
-	})
-	t.Cleanup(app.Close) // before the store closes (cleanups run last-in, first-out)
-	return &env{app: app, db: db, clock: c}
+	fe := flowstest.New(t)
+	return &env{app: fe.App, db: fe.DB, clock: fe.Clock}
 }
 
 func randomHex(n int) string {
