@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,9 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
 
 	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/api/flows/flowstest"
@@ -38,13 +33,12 @@ const (
 )
 
 type htEnv struct {
+	*flowstest.Env
 	app   *flows.App
 	db    *store.DB
 	clock *flowstest.Clock
 	url   string
 }
-
-var htHash = flowstest.Hash
 
 // newHTEnv starts the server around a flowstest App on a fresh database.
 func newHTEnv(t *testing.T) *htEnv {
@@ -55,39 +49,18 @@ func newHTEnv(t *testing.T) *htEnv {
 		Deps{App: fe.App, Keys: fe.Keys, Policy: mfa.DefaultPolicy, Ready: fe.DB.Ping, Logger: fe.Logger, Now: fe.Clock.Now})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	return &htEnv{app: fe.App, db: fe.DB, clock: fe.Clock, url: hs.URL}
+	return &htEnv{Env: fe, app: fe.App, db: fe.DB, clock: fe.Clock, url: hs.URL}
 }
 
 // user creates a factorless user whose password is htPassword.
-func (e *htEnv) user(t *testing.T, name string) *mfa.User {
-	t.Helper()
-	h, err := htHash()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	u := &mfa.User{ID: hex.EncodeToString(b), Username: name, PasswordHash: h, CreatedAt: e.clock.Now()}
-	if err := e.db.CreateUser(context.Background(), u); err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
+func (e *htEnv) user(t *testing.T, name string) *mfa.User { return e.User(t, name, "") }
 
 // access starts a session as the flows do after an authentication that
 // proved amr, and returns its access token and session.
 func (e *htEnv) access(t *testing.T, userID string, amr ...string) (string, *tokens.Session) {
 	t.Helper()
-	as := mfa.DefaultPolicy.Assess(amr...)
-	sess, _, err := e.app.Sessions.Start(context.Background(), userID, e.clock.Now(), as.ACR, as.AMR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := e.app.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok, sess
+	sess := e.Session(t, userID, amr...)
+	return e.Access(t, sess), sess
 }
 
 // pending issues the mfa_token Login issues after userID's password.
@@ -127,15 +100,7 @@ func (e *htEnv) totpUser(t *testing.T, name string) htTOTPUser {
 }
 
 // code is the TOTP code of secret k steps from the clock's.
-func (e *htEnv) code(t *testing.T, secret string, k int) string {
-	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, e.clock.Now().Add(time.Duration(k)*30*time.Second),
-		totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func (e *htEnv) code(t *testing.T, secret string, k int) string { return e.Code(t, secret, k) }
 
 // htReq is one request; Type "" sends no Content-Type.
 type htReq struct {
@@ -392,7 +357,7 @@ func TestProblemRendering(t *testing.T) {
 		{"Insufficient", htReq{Method: "DELETE", Path: "/v1/me/factors/" + u.FactorID + "?last=true", Token: u.AAL1},
 			401, CodeInsufficient, insufficient},
 		{"WrongCode", htReq{Method: "POST", Path: "/v1/mfa/totp/verify", Token: mfaTok, Type: "application/json",
-			Body: `{"code":"` + wrongHTCode(t, e, u.Secret) + `"}`}, 401, CodeMFAFailed, realm},
+			Body: `{"code":"` + e.WrongCode(t, u.Secret) + `"}`}, 401, CodeMFAFailed, realm},
 		{"MalformedCode", htReq{Method: "POST", Path: "/v1/mfa/totp/verify", Token: mfaTok, Type: "application/json",
 			Body: `{"code":"12 456"}`}, 400, CodeInvalidRequest, ""},
 		{"LastFactor", htReq{Method: "DELETE", Path: "/v1/me/factors/" + u.FactorID, Token: aal2}, 409, CodeLastFactor, ""},
@@ -446,7 +411,7 @@ func TestProblemRendering(t *testing.T) {
 	t.Run("RateLimited", func(t *testing.T) {
 		v := e.totpUser(t, "bob")
 		tok := e.pending(t, v.ID)
-		bad := map[string]string{"code": wrongHTCode(t, e, v.Secret)}
+		bad := map[string]string{"code": e.WrongCode(t, v.Secret)}
 		for range 5 {
 			e.postJSON(t, "/v1/mfa/totp/verify", tok, bad).problem(t, 401, CodeMFAFailed)
 		}
@@ -462,22 +427,6 @@ func TestProblemRendering(t *testing.T) {
 		r = e.postJSON(t, "/v1/mfa/totp/verify", tok, bad)
 		r.problem(t, 401, CodeInvalidToken)
 	})
-}
-
-// wrongHTCode is a well-formed code that matches no step near the clock.
-func wrongHTCode(t *testing.T, e *htEnv, secret string) string {
-	t.Helper()
-	near := map[string]bool{}
-	for k := -3; k <= 3; k++ {
-		near[e.code(t, secret, k)] = true
-	}
-	for _, c := range []string{"000000", "123456", "999999", "424242"} {
-		if !near[c] {
-			return c
-		}
-	}
-	t.Fatal("no wrong code")
-	return ""
 }
 
 // TestTokenResponses: every answer that carries a token is Cache-Control:

@@ -85,11 +85,7 @@ func (s *Server) respondTokens(c *gin.Context, t *flows.Tokens) {
 		ExpiresIn: ttl(t.AccessExpiry, s.Now()), RefreshToken: t.Refresh, ACR: sess.ACR, AMR: sess.AMR,
 		RecoveryCodesLeft: t.RecoveryLeft}
 	if t.Refresh != "" && s.cookieMode(c) {
-		exp := sess.RefreshExpiresAt
-		if exp.After(sess.ExpiresAt) {
-			exp = sess.ExpiresAt
-		}
-		s.setRefreshCookie(c, t.Refresh, exp.Sub(s.Now()))
+		s.setRefreshCookie(c, t.Refresh, sess.RefreshExpiresAt.Sub(s.Now()))
 		resp.RefreshToken = ""
 	}
 	writeJSON(c, http.StatusOK, resp)

@@ -149,16 +149,12 @@ func (s *Server) introspect(c *gin.Context) {
 	}
 	sess := info.Session
 	if info.Access == nil {
-		if !sess.RefreshLive(sess.RefreshHash, now) {
+		if !now.Before(sess.RefreshExpiresAt) {
 			writeJSON(c, http.StatusOK, gin.H{"active": false})
 			return
 		}
-		exp := sess.RefreshExpiresAt
-		if exp.After(sess.ExpiresAt) {
-			exp = sess.ExpiresAt
-		}
 		writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "refresh_token", "sub": sess.UserID,
-			"sid": sess.ID, "exp": exp.Unix(), "iat": sess.RefreshIssuedAt.Unix(), "iss": s.cfg.Issuer,
+			"sid": sess.ID, "exp": sess.RefreshExpiresAt.Unix(), "iat": sess.RefreshIssuedAt.Unix(), "iss": s.cfg.Issuer,
 			"acr": sess.ACR, "amr": sess.AMR, "auth_time": sess.AuthTime.Unix()})
 		return
 	}

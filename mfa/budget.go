@@ -144,17 +144,6 @@ func (b *Budget) Refusal(st BudgetState, now time.Time) error {
 	return &ThrottledError{RetryAfter: max(st.Last.Add(wait).Sub(now), time.Millisecond)}
 }
 
-// Passes reports whether st passes one of gates; stores that cannot
-// express gates in a query use it, and tests check them against it.
-func Passes(gates []Gate, st BudgetState) bool {
-	for _, g := range gates {
-		if st.Failures >= g.Min && st.Failures < g.Max && (g.Before.IsZero() || !st.Last.After(g.Before)) {
-			return true
-		}
-	}
-	return false
-}
-
 func (b *Budget) backoff(n int64) time.Duration {
 	d := b.Base
 	for i := int64(0); i < n && d < b.Max; i++ {

@@ -40,8 +40,7 @@ type Credential struct {
 // Ceremony kinds.
 const (
 	CeremonyRegister = "register"
-	CeremonyMFA      = "mfa"     // second factor after a password
-	CeremonyPasskey  = "passkey" // usernameless sign-in; never stored, sealed in its challenge
+	CeremonyMFA      = "mfa" // second factor after a password
 )
 
 // Ceremony is the server side state of one WebAuthn ceremony, found again

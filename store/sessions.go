@@ -78,10 +78,16 @@ func (s *Sessions) Session(ctx context.Context, id string) (*tokens.Session, err
 	return d.session(), nil
 }
 
+// session decodes d. A rotation stores refresh_exp unclamped (the update
+// cannot read expires_at), so the session's end is applied here, once: a
+// refresh token never outlives its session.
 func (d *sessionDoc) session() *tokens.Session {
 	sess := &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
 		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt, RefreshHash: d.RefreshHash,
 		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt}
+	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
+		sess.RefreshExpiresAt = sess.ExpiresAt
+	}
 	if h := d.Handover; h != nil {
 		sess.Handover = &tokens.Handover{From: h.From, Sealed: h.Sealed, Client: h.Client, At: h.At}
 	}
@@ -123,15 +129,10 @@ func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, a
 	return d.session(), nil
 }
 
-// RotateRefresh is RotateRefreshGrace without a handover.
-func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time) (*tokens.Session, error) {
-	return s.RotateRefreshGrace(ctx, id, old, next, nextExpires, now, nil)
-}
-
-// RotateRefreshGrace is the compare-and-set of the current refresh token;
+// RotateRefresh is the compare-and-set of the current refresh token;
 // the handover h is set (or cleared) in the same update, so whoever loses
 // the compare-and-set and reads the session sees it.
-func (s *Sessions) RotateRefreshGrace(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *tokens.Handover) (*tokens.Session, error) {
+func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *tokens.Handover) (*tokens.Session, error) {
 	filter := append(live(id, now), bson.E{Key: "refresh", Value: old},
 		bson.E{Key: "refresh_exp", Value: bson.D{{Key: "$gt", Value: now.UTC()}}})
 	// refresh_exp may lie past expires_at; every use also requires the
@@ -152,11 +153,7 @@ func (s *Sessions) RotateRefreshGrace(ctx context.Context, id, old, next string,
 	if err != nil {
 		return nil, opError(err, "rotate refresh token")
 	}
-	sess := d.session()
-	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
-		sess.RefreshExpiresAt = sess.ExpiresAt
-	}
-	return sess, nil
+	return d.session(), nil
 }
 
 // RecordRotation inserts the rotated token's hash.

@@ -42,7 +42,7 @@ type Session struct {
 
 	RefreshHash      string    // hex SHA-256 of the current refresh token
 	RefreshIssuedAt  time.Time // when it was issued
-	RefreshExpiresAt time.Time // idle limit of the current refresh token
+	RefreshExpiresAt time.Time // idle limit of the current refresh token, never after ExpiresAt
 
 	// Handover is left by the rotation that issued the current refresh
 	// token when a grace period is on; nil otherwise.
@@ -85,12 +85,12 @@ type SessionStore interface {
 	// now, and returns the session after it; ErrSessionEnded if it is not
 	// live, ErrSessionNotFound if it does not exist.
 	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string, now time.Time) (*Session, error)
-	// RotateRefreshGrace replaces the session's refresh token old (a hash)
+	// RotateRefresh replaces the session's refresh token old (a hash)
 	// with next, if old is current and unexpired and the session live at
 	// now — one atomic compare-and-set that also sets the session's
 	// Handover to h (clears it when h is nil) — and returns the session
 	// after it. ErrRefreshUnknown otherwise.
-	RotateRefreshGrace(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *Handover) (*Session, error)
+	RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *Handover) (*Session, error)
 	// RecordRotation remembers, until expires, that the refresh token with
 	// that hash was rotated away from session id.
 	RecordRotation(ctx context.Context, hash, id string, expires time.Time) error
@@ -196,7 +196,7 @@ func (s *Sessions) RotateFrom(ctx context.Context, token, client string) (*Sessi
 		}
 		h = &Handover{From: hash, Sealed: sealed, Client: client, At: now}
 	}
-	sess, err := s.Store.RotateRefreshGrace(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now, h)
+	sess, err := s.Store.RotateRefresh(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now, h)
 	if errors.Is(err, ErrRefreshUnknown) {
 		return s.presentedAgain(ctx, sid, hash, client, now)
 	}
@@ -261,9 +261,6 @@ func (s *Sessions) inGrace(sess *Session, client string, now time.Time) (string,
 	next, err := s.open(h.Sealed, sess.ID, h.From)
 	if err != nil || !sess.RefreshLive(HashRefresh(next), now) {
 		return "", false // a changed GraceKey; the successor expired or the session ended
-	}
-	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
-		sess.RefreshExpiresAt = sess.ExpiresAt
 	}
 	return next, true
 }

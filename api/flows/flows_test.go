@@ -2,16 +2,11 @@ package flows_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"slices"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
 
 	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/api/flows/flowstest"
@@ -34,72 +29,33 @@ var (
 )
 
 type env struct {
+	*flowstest.Env
 	app   *flows.App
 	db    *store.DB
 	clock *flowstest.Clock
 }
 
-// sharedHash is the argon2id hash of password, computed once.
-var sharedHash = flowstest.Hash
-
 // newEnv builds the App as cmd/stepup's App.Open does (flowstest).
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	fe := flowstest.New(t)
-	return &env{app: fe.App, db: fe.DB, clock: fe.Clock}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return &env{Env: fe, app: fe.App, db: fe.DB, clock: fe.Clock}
 }
 
 // user creates a factorless user whose password is password.
-func (e *env) user(t *testing.T, name string) *mfa.User {
-	t.Helper()
-	return e.userWithHash(t, name, mustHash(t))
-}
-
-func mustHash(t *testing.T) string {
-	t.Helper()
-	h, err := sharedHash()
-	if err != nil {
-		t.Fatalf("hash: %v", err)
-	}
-	return h
-}
-
-func (e *env) userWithHash(t *testing.T, name, hash string) *mfa.User {
-	t.Helper()
-	u := &mfa.User{ID: randomHex(8), Username: name, PasswordHash: hash, CreatedAt: e.clock.Now()}
-	if err := e.db.CreateUser(context.Background(), u); err != nil {
-		t.Fatalf("create user: %v", err)
-	}
-	return u
-}
+func (e *env) user(t *testing.T, name string) *mfa.User { return e.User(t, name, "") }
 
 // signIn starts a session for userID, as the flows start one after an
 // authentication that proved amr, and presents its access token.
 func (e *env) signIn(t *testing.T, userID string, amr ...string) *flows.Caller {
 	t.Helper()
-	ctx := context.Background()
-	as := mfa.DefaultPolicy.Assess(amr...)
-	sess, _, err := e.app.Sessions.Start(ctx, userID, e.clock.Now(), as.ACR, as.AMR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.present(t, sess)
+	return e.present(t, e.Session(t, userID, amr...))
 }
 
 // present issues an access token of sess and authenticates it.
 func (e *env) present(t *testing.T, sess *tokens.Session) *flows.Caller {
 	t.Helper()
-	access, _, err := e.app.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := e.app.Authenticate(context.Background(), access, flows.Client{})
+	c, err := e.app.Authenticate(context.Background(), e.Access(t, sess), flows.Client{})
 	if err != nil {
 		t.Fatalf("Authenticate: %v", err)
 	}
@@ -107,15 +63,7 @@ func (e *env) present(t *testing.T, sess *tokens.Session) *flows.Caller {
 }
 
 // code is the TOTP code of secret (base32) at k steps from the clock's.
-func (e *env) code(t *testing.T, secret string, k int) string {
-	t.Helper()
-	c, err := totp.GenerateCodeCustom(secret, e.clock.Now().Add(time.Duration(k)*30*time.Second),
-		totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func (e *env) code(t *testing.T, secret string, k int) string { return e.Code(t, secret, k) }
 
 // totpUser is a user with one confirmed TOTP factor (confirmed with the
 // code of the step before the clock's) and recovery codes, and the aal1
@@ -301,7 +249,7 @@ func TestVerifyTOTP(t *testing.T) {
 	}{
 		{"SameCodeAgain", e.code(t, u.Secret, 0), mfa.ErrBadCode},
 		{"OlderCode", e.code(t, u.Secret, -1), mfa.ErrBadCode},
-		{"WrongCode", wrongCode(t, e, u.Secret), mfa.ErrBadCode},
+		{"WrongCode", e.WrongCode(t, u.Secret), mfa.ErrBadCode},
 		{"Malformed", "12345", mfa.ErrMalformedCode},
 		{"NotDigits", "12345a", mfa.ErrMalformedCode},
 		{"NextStep", e.code(t, u.Secret, 1), nil},
@@ -325,22 +273,6 @@ func TestVerifyTOTP(t *testing.T) {
 			}
 		}
 	})
-}
-
-// wrongCode is a well-formed code that matches no step near the clock.
-func wrongCode(t *testing.T, e *env, secret string) string {
-	t.Helper()
-	near := map[string]bool{}
-	for k := -3; k <= 3; k++ {
-		near[e.code(t, secret, k)] = true
-	}
-	for _, c := range []string{"000000", "123456", "999999", "424242"} {
-		if !near[c] {
-			return c
-		}
-	}
-	t.Fatal("no wrong code")
-	return ""
 }
 
 func TestStepUp(t *testing.T) {
@@ -510,18 +442,9 @@ func TestRemoveFactorUndoWindow(t *testing.T) {
 	if err := e.app.RemoveFactor(ctx, owner, enr.Factor.ID, true); err != nil {
 		t.Fatalf("the older aal1 session removing the newer factor: %v", err)
 	}
-	if _, err := e.app.Authenticate(ctx, mustAccess(t, e, thief.Session), flows.Client{}); !errors.Is(err, flows.ErrSessionGone) {
+	if _, err := e.app.Authenticate(ctx, e.Access(t, thief.Session), flows.Client{}); !errors.Is(err, flows.ErrSessionGone) {
 		t.Errorf("the adding session after the undo: %v, want ErrSessionGone", err)
 	}
-}
-
-func mustAccess(t *testing.T, e *env, s *tokens.Session) string {
-	t.Helper()
-	a, _, err := e.app.Issuer.Access(s.UserID, s.ID, s.AuthTime, s.ACR, s.AMR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 // TestConfirmAfterFirstFactor: an enrollment started before the user's
@@ -577,7 +500,7 @@ func TestOperator(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := e.userWithHash(t, "locked", cheap)
+		u := e.User(t, "locked", cheap)
 		for i := range 10 {
 			if _, err := e.app.Login(ctx, flows.Client{}, "locked", "wrong horse battery"); !errors.Is(err, mfa.ErrBadCredentials) {
 				t.Fatalf("wrong password %d: %v, want ErrBadCredentials", i, err)
@@ -603,7 +526,7 @@ func TestOperator(t *testing.T) {
 	u := e.totpUser(t, "bob")
 	t.Run("UnlockSecondFactor", func(t *testing.T) {
 		pc, _ := e.pending(t, u.Username)
-		bad := wrongCode(t, e, u.Secret)
+		bad := e.WrongCode(t, u.Secret)
 		for i := range 5 {
 			if _, err := e.app.VerifyTOTP(ctx, flows.Client{}, pc, bad); !errors.Is(err, mfa.ErrBadCode) {
 				t.Fatalf("wrong code %d: %v, want ErrBadCode", i, err)
@@ -624,7 +547,7 @@ func TestOperator(t *testing.T) {
 	})
 	t.Run("Reset", func(t *testing.T) {
 		live := e.signIn(t, u.ID, "pwd", "otp")
-		access := mustAccess(t, e, live.Session)
+		access := e.Access(t, live.Session)
 		got, err := e.app.Reset(ctx, op, u.Username)
 		if err != nil || got.ID != u.ID {
 			t.Fatalf("Reset = %v, %v", got, err)

@@ -6,11 +6,16 @@ package flowstest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
@@ -103,4 +108,74 @@ func New(tb testing.TB) *Env {
 	})
 	tb.Cleanup(app.Close)
 	return &Env{App: app, DB: db, Clock: c, Keys: keys, Logger: logger}
+}
+
+// User creates a factorless user named name whose password hash is hash,
+// or Hash (of Password) when hash is "".
+func (e *Env) User(tb testing.TB, name, hash string) *mfa.User {
+	tb.Helper()
+	if hash == "" {
+		h, err := Hash()
+		if err != nil {
+			tb.Fatalf("flowstest: hash: %v", err)
+		}
+		hash = h
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	u := &mfa.User{ID: hex.EncodeToString(b), Username: name, PasswordHash: hash, CreatedAt: e.Clock.Now()}
+	if err := e.DB.CreateUser(context.Background(), u); err != nil {
+		tb.Fatalf("flowstest: create user: %v", err)
+	}
+	return u
+}
+
+// Session starts a session for userID, as the flows start one after an
+// authentication that proved amr.
+func (e *Env) Session(tb testing.TB, userID string, amr ...string) *tokens.Session {
+	tb.Helper()
+	as := mfa.DefaultPolicy.Assess(amr...)
+	sess, _, err := e.App.Sessions.Start(context.Background(), userID, e.Clock.Now(), as.ACR, as.AMR)
+	if err != nil {
+		tb.Fatalf("flowstest: start session: %v", err)
+	}
+	return sess
+}
+
+// Access issues an access token of sess, as the flows issue one.
+func (e *Env) Access(tb testing.TB, sess *tokens.Session) string {
+	tb.Helper()
+	a, _, err := e.App.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
+	if err != nil {
+		tb.Fatalf("flowstest: access token: %v", err)
+	}
+	return a
+}
+
+// Code is the TOTP code of secret (base32) k steps from the clock's.
+func (e *Env) Code(tb testing.TB, secret string, k int) string {
+	tb.Helper()
+	c, err := totp.GenerateCodeCustom(secret, e.Clock.Now().Add(time.Duration(k)*30*time.Second),
+		totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		tb.Fatalf("flowstest: code: %v", err)
+	}
+	return c
+}
+
+// WrongCode is a well-formed code of secret that matches no step near the
+// clock.
+func (e *Env) WrongCode(tb testing.TB, secret string) string {
+	tb.Helper()
+	near := map[string]bool{}
+	for k := -3; k <= 3; k++ {
+		near[e.Code(tb, secret, k)] = true
+	}
+	for _, c := range []string{"000000", "123456", "999999", "424242"} {
+		if !near[c] {
+			return c
+		}
+	}
+	tb.Fatal("flowstest: no wrong code")
+	return ""
 }
