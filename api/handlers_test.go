@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -30,6 +31,8 @@ const (
 	htMFAAud   = flowstest.MFAAudience
 	htCORS     = "https://app.example"
 	htPassword = flowstest.Password
+
+	htIntrospector, htIntrospectorSecret = "rs", "rs-secret"
 )
 
 type htEnv struct {
@@ -45,7 +48,7 @@ func newHTEnv(t *testing.T) *htEnv {
 	t.Helper()
 	fe := flowstest.New(t)
 	srv := NewServer(Config{Issuer: htIssuer, MFAAudience: htMFAAud, Audiences: []string{"stepup"}, SignupOpen: true,
-		CORSOrigins: []string{htCORS}},
+		CORSOrigins: []string{htCORS}, IntrospectionClients: map[string]string{htIntrospector: htIntrospectorSecret}},
 		Deps{App: fe.App, Keys: fe.Keys, Policy: mfa.DefaultPolicy, Ready: fe.DB.Ping, Logger: fe.Logger, Now: fe.Clock.Now})
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
@@ -683,4 +686,95 @@ func TestDecodeRefusesNull(t *testing.T) {
 			r.problem(t, 400, CodeInvalidRequest)
 		})
 	}
+}
+
+// TestIntrospect: RFC 7662 answers for a registered client — live access
+// and refresh tokens are active with their claims; a refresh token past
+// its idle limit in a live session, a revoked session's tokens and unknown
+// tokens are {"active":false}; a refresh token's exp never passes the
+// session's end, even after a rotation.
+func TestIntrospect(t *testing.T) {
+	e := newHTEnv(t)
+	ctx := context.Background()
+	u := e.user(t, "alice")
+	introspect := func(t *testing.T, id, secret, token string) htReply {
+		t.Helper()
+		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
+		return e.send(t, htReq{Method: "POST", Path: "/v1/token/introspect", Type: "application/x-www-form-urlencoded",
+			Body: "token=" + url.QueryEscape(token), Header: map[string]string{"Authorization": basic}})
+	}
+	active := func(t *testing.T, token string) map[string]any {
+		t.Helper()
+		return introspect(t, htIntrospector, htIntrospectorSecret, token).decodeOK(t, 200)
+	}
+	start := func(t *testing.T) (*tokens.Session, string) {
+		t.Helper()
+		sess, refresh, err := e.app.Sessions.Start(ctx, u.ID, e.clock.Now(), "aal1", []string{"pwd"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess, refresh
+	}
+
+	t.Run("Live", func(t *testing.T) {
+		sess, refresh := start(t)
+		m := active(t, e.Access(t, sess))
+		if m["active"] != true || m["token_type"] != "Bearer" || m["sub"] != u.ID || m["sid"] != sess.ID || m["acr"] != "aal1" {
+			t.Errorf("access token: %v", m)
+		}
+		m = active(t, refresh)
+		if m["active"] != true || m["token_type"] != "refresh_token" || m["sub"] != u.ID || m["sid"] != sess.ID ||
+			m["exp"] != float64(sess.RefreshExpiresAt.Unix()) {
+			t.Errorf("refresh token: %v, want exp %d", m, sess.RefreshExpiresAt.Unix())
+		}
+	})
+	t.Run("WrongClient", func(t *testing.T) {
+		_, refresh := start(t)
+		introspect(t, htIntrospector, "wrong", refresh).problem(t, 401, CodeInvalidClient)
+		introspect(t, "other", htIntrospectorSecret, refresh).problem(t, 401, CodeInvalidClient)
+	})
+	t.Run("Unknown", func(t *testing.T) {
+		for _, tok := range []string{"garbage", "a.b.c", strings.Repeat("A", 43)} {
+			if m := active(t, tok); m["active"] != false || len(m) != 1 {
+				t.Errorf("%q: %v, want only active false", tok, m)
+			}
+		}
+	})
+	t.Run("Revoked", func(t *testing.T) {
+		sess, refresh := start(t)
+		access := e.Access(t, sess)
+		if err := e.app.Sessions.Revoke(ctx, sess.ID); err != nil {
+			t.Fatal(err)
+		}
+		for name, tok := range map[string]string{"Access": access, "Refresh": refresh} {
+			if m := active(t, tok); m["active"] != false {
+				t.Errorf("%s after revocation: %v", name, m)
+			}
+		}
+	})
+	t.Run("RefreshIdleExpired", func(t *testing.T) {
+		sess, refresh := start(t)
+		e.clock.Advance(sess.RefreshExpiresAt.Sub(e.clock.Now()))
+		if !sess.Live(e.clock.Now()) {
+			t.Fatal("session ended with its refresh token; the case needs it live")
+		}
+		if m := active(t, refresh); m["active"] != false {
+			t.Errorf("refresh token at its idle limit: %v, want inactive", m)
+		}
+	})
+	t.Run("RefreshExpNotPastSession", func(t *testing.T) {
+		s := e.app.Sessions
+		ttl, maxAge := s.RefreshTTL, s.MaxAge
+		s.RefreshTTL, s.MaxAge = 24*time.Hour, time.Hour
+		t.Cleanup(func() { s.RefreshTTL, s.MaxAge = ttl, maxAge })
+		sess, refresh := start(t)
+		e.clock.Advance(30 * time.Minute)
+		_, next, err := s.Rotate(ctx, refresh) // stores now+24h, past the session's end
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := active(t, next); m["active"] != true || m["exp"] != float64(sess.ExpiresAt.Unix()) {
+			t.Errorf("rotated refresh token: %v, want exp %d (the session's end)", m, sess.ExpiresAt.Unix())
+		}
+	})
 }
