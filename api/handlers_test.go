@@ -69,11 +69,7 @@ func (e *htEnv) access(t *testing.T, userID string, amr ...string) (string, *tok
 // pending issues the mfa_token Login issues after userID's password.
 func (e *htEnv) pending(t *testing.T, userID string) string {
 	t.Helper()
-	tok, _, err := e.app.Issuer.Pending(tokens.PendingClaims{Subject: userID, AMR: []string{mfa.AMRPassword}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return e.Pending(t, tokens.PendingClaims{Subject: userID, AMR: []string{mfa.AMRPassword}})
 }
 
 // htTOTPUser is a user with one confirmed TOTP factor (confirmed with the

@@ -43,14 +43,21 @@ type BudgetStore interface {
 }
 
 // PendingStore holds, per mfa_pending token, its attempt budget and its
-// consumption, in one document: Spend refuses a consumed token with
-// ErrUsed, so a used token takes no more guesses. It is implemented by
-// store.
+// consumption, in one document that exists from the token's issue: Spend
+// refuses a consumed token with ErrUsed, so a used token takes no more
+// guesses, and a token no login issued (whatever its signature) with
+// ErrNotFound. It is implemented by store.
 type PendingStore interface {
 	BudgetStore
-	// Consume marks the token used, atomically: ErrUsed if it was already.
+	// Open records a token just issued, and forgives the budget scopes in
+	// forgive (of the BudgetStore kept in the same store) in the same round
+	// trip: the password step's success.
+	Open(ctx context.Context, id string, now, expires time.Time, forgive ...string) error
+	// Consume marks the token used, atomically: ErrUsed if it was already,
+	// ErrNotFound if it was never opened.
 	Consume(ctx context.Context, id string, now, expires time.Time) error
-	// Consumed reports whether the token was consumed.
+	// Consumed reports whether the token was consumed; ErrNotFound if it
+	// was never opened.
 	Consumed(ctx context.Context, id string) (bool, error)
 }
 

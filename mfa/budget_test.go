@@ -189,9 +189,14 @@ func TestBudgetBurstAcrossInstances(t *testing.T) {
 // exactly 5 of a burst of 20 and locks the rest.
 func TestBudgetTokenBurst(t *testing.T) {
 	const rounds, n = 3, 20
-	b, _ := newBudgetEnv(t, 1).tokenBudget(0)
+	env := newBudgetEnv(t, 1)
+	b, p := env.tokenBudget(0)
 	for r := range rounds {
-		got := burst(t, []*mfa.Budget{b}, fmt.Sprintf("jti-%d", r), n)
+		jti := fmt.Sprintf("jti-%d", r)
+		if err := p.Open(context.Background(), jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		got := burst(t, []*mfa.Budget{b}, jti, n)
 		if want := slotRange(1, 5); !slices.Equal(got.slots, want) {
 			t.Fatalf("round %d: claimed slots %v, want %v", r, got.slots, want)
 		}
@@ -285,6 +290,9 @@ func TestBudgetSucceed(t *testing.T) {
 	t.Run("ConsumedTokenTakesNoAttempt", func(t *testing.T) {
 		b, p := env.tokenBudget(0)
 		const jti = "jti"
+		if err := p.Open(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		takeN(t, b, jti, 2)
 		if err := p.Consume(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
 			t.Fatalf("Consume: %v", err)
@@ -295,12 +303,35 @@ func TestBudgetSucceed(t *testing.T) {
 		if _, err := b.Take(ctx, jti); !errors.Is(err, mfa.ErrUsed) {
 			t.Fatalf("Take after Consume: got %v, want ErrUsed", err)
 		}
-		// A token consumed without any attempt (the insert path).
-		if err := p.Consume(ctx, "fresh", env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
-			t.Fatalf("Consume of a fresh token: %v", err)
+	})
+
+	t.Run("UnopenedTokenIsUnknown", func(t *testing.T) {
+		// A token no login opened (a signature alone) takes no attempt, is
+		// not consumed and leaves no document behind.
+		b, p := env.tokenBudget(0)
+		const jti = "never-opened"
+		if _, err := b.Take(ctx, jti); !errors.Is(err, mfa.ErrNotFound) {
+			t.Fatalf("Take: got %v, want ErrNotFound", err)
 		}
-		if _, err := b.Take(ctx, "fresh"); !errors.Is(err, mfa.ErrUsed) {
-			t.Fatalf("Take after Consume: got %v, want ErrUsed", err)
+		if err := p.Consume(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); !errors.Is(err, mfa.ErrNotFound) {
+			t.Fatalf("Consume: got %v, want ErrNotFound", err)
+		}
+		if _, err := p.Consumed(ctx, jti); !errors.Is(err, mfa.ErrNotFound) {
+			t.Fatalf("Consumed: got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("OpenForgivesInTheSameWrite", func(t *testing.T) {
+		b, p := env.budget(0, 5, 10), env.dbs[0].PendingTokens()
+		takeN(t, b, "pwd|carol|1.2.3.4", 3)
+		if err := p.Open(ctx, "jti-carol", env.clk.Now(), env.clk.Now().Add(time.Hour), "pwd|carol|1.2.3.4"); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := env.stores[0].Budget(ctx, "pwd|carol|1.2.3.4"); err != nil || st.Failures != 0 {
+			t.Fatalf("budget after Open: %+v, %v; want 0 failures", st, err)
+		}
+		if used, err := p.Consumed(ctx, "jti-carol"); err != nil || used {
+			t.Fatalf("opened token: used %v, %v; want false, nil", used, err)
 		}
 	})
 

@@ -69,6 +69,11 @@ func BenchmarkStoreOps(b *testing.B) {
 		for range b.N {
 			seq++
 			id := fmt.Sprint("jti", seq)
+			b.StopTimer()
+			if err := tb.Open(ctx, id, t0, t0.Add(time.Hour)); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
 			if _, _, err := tb.Spend(ctx, id, []mfa.Gate{{Min: 0, Max: 5}}, t0, t0.Add(time.Hour)); err != nil {
 				b.Fatal(err)
 			}

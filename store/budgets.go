@@ -24,51 +24,92 @@ type budgetDoc struct {
 // mfa.BudgetStore.
 type Budgets struct {
 	coll *mongo.Collection
-	// pending: the documents are mfa_pending tokens' (PendingTokens), and a
-	// consumed one takes no more attempts.
+	// pending: the documents are mfa_pending tokens' (PendingTokens): their
+	// _id is pendingPrefix and the token's id, they exist from the token's
+	// issue (an attempt on an unknown one is refused, never an upsert), and
+	// a consumed one takes no more attempts.
 	pending bool
+}
+
+// pendingPrefix begins the _id of an mfa_pending token's document in the
+// budgets collection (a token id has no '|'; budget scopes begin with
+// their kind and '|').
+const pendingPrefix = "mfa|"
+
+// id is the _id of scope's document.
+func (b *Budgets) id(scope string) string {
+	if b.pending {
+		return pendingPrefix + scope
+	}
+	return scope
 }
 
 // Budgets returns the attempt-budget store.
 func (db *DB) Budgets() *Budgets { return &Budgets{coll: db.db.Collection(colBudgets)} }
 
-// PendingTokens holds one document per mfa_pending token: its attempts and
-// its consumption. It implements mfa.PendingStore.
+// PendingTokens holds one document per mfa_pending token, from its issue
+// to its expiry: its attempts and its consumption. The documents live in
+// the budgets collection, so that the password step opens one and forgives
+// its password budget in a single round trip. It implements
+// mfa.PendingStore.
 type PendingTokens struct{ Budgets }
 
 // PendingTokens returns the mfa_pending token store.
 func (db *DB) PendingTokens() *PendingTokens {
-	return &PendingTokens{Budgets{coll: db.db.Collection(colUsed), pending: true}}
+	return &PendingTokens{Budgets{coll: db.db.Collection(colBudgets), pending: true}}
 }
 
-// Consume marks the token used: a compare-and-set of "used" on its document,
-// or the insert of that document if the token never spent an attempt.
-// Either way a second consumption finds used set, its upsert collides with
-// the existing _id, and it gets mfa.ErrUsed.
-func (p *PendingTokens) Consume(ctx context.Context, id string, now, expires time.Time) error {
-	_, err := p.coll.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "used", Value: bson.D{{Key: "$exists", Value: false}}}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}},
-		options.UpdateOne().SetUpsert(true))
-	if isDuplicate(err) {
-		return mfa.ErrUsed
+// Open records a new token with no attempt spent, and forgives the budget
+// scopes named in forgive: one update command with a statement each (an
+// upsert that only ever inserts, for the token).
+func (p *PendingTokens) Open(ctx context.Context, id string, now, expires time.Time, forgive ...string) error {
+	models := []mongo.WriteModel{mongo.NewUpdateOneModel().
+		SetFilter(bson.D{{Key: "_id", Value: p.id(id)}}).
+		SetUpdate(bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "fail", Value: int64(0)},
+			{Key: "last", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}}).
+		SetUpsert(true)}
+	for _, scope := range forgive {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: scope}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: int64(0)}}}}))
 	}
-	if err != nil {
-		return opError(err, "consume mfa_token")
+	if _, err := p.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return opError(err, "open mfa_token")
 	}
 	return nil
 }
 
-// Consumed reports whether the token was consumed.
+// Consume marks the token used: a compare-and-set of "used" on its
+// document. A second consumption finds used set and gets mfa.ErrUsed; a
+// token with no document gets mfa.ErrNotFound.
+func (p *PendingTokens) Consume(ctx context.Context, id string, now, expires time.Time) error {
+	r, err := p.coll.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: p.id(id)}, {Key: "used", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}})
+	if err != nil {
+		return opError(err, "consume mfa_token")
+	}
+	if r.MatchedCount == 0 {
+		if _, err := p.Consumed(ctx, id); err != nil {
+			return err
+		}
+		return mfa.ErrUsed
+	}
+	return nil
+}
+
+// Consumed reports whether the token was consumed; mfa.ErrNotFound when no
+// login issued it (or its record expired).
 func (p *PendingTokens) Consumed(ctx context.Context, id string) (bool, error) {
-	err := p.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "used", Value: bson.D{{Key: "$exists", Value: true}}}}).Err()
+	var doc budgetDoc
+	err := p.coll.FindOne(ctx, bson.D{{Key: "_id", Value: p.id(id)}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
+		return false, mfa.ErrNotFound
 	}
 	if err != nil {
 		return false, opError(err, "find mfa_token")
 	}
-	return true, nil
+	return !doc.Used.IsZero(), nil
 }
 
 // Spend counts an attempt with one conditional findOneAndUpdate, an upsert
@@ -77,8 +118,11 @@ func (p *PendingTokens) Consumed(ctx context.Context, id string) (bool, error) {
 // two first attempts racing on a new scope get the same. Either way the
 // update is tried once more without upsert: it wins if a gate passes now,
 // and otherwise the current state is read and returned with ok false.
+//
+// An mfa_pending token's document is never created here: without one (no
+// login issued the token, or its record expired) Spend is mfa.ErrNotFound.
 func (b *Budgets) Spend(ctx context.Context, scope string, gates []mfa.Gate, now, expires time.Time) (mfa.BudgetState, bool, error) {
-	filter := bson.D{{Key: "_id", Value: scope}, {Key: "$or", Value: gateFilter(gates, "fail", "last")}}
+	filter := bson.D{{Key: "_id", Value: b.id(scope)}, {Key: "$or", Value: gateFilter(gates, "fail", "last")}}
 	if b.pending {
 		filter = append(filter, bson.E{Key: "used", Value: bson.D{{Key: "$exists", Value: false}}})
 	}
@@ -86,12 +130,15 @@ func (b *Budgets) Spend(ctx context.Context, scope string, gates []mfa.Gate, now
 		{Key: "$set", Value: bson.D{{Key: "last", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}}
 	opts := options.FindOneAndUpdate().SetReturnDocument(options.After)
 	var doc budgetDoc
-	err := b.coll.FindOneAndUpdate(ctx, filter, update, opts.SetUpsert(true)).Decode(&doc)
+	err := b.coll.FindOneAndUpdate(ctx, filter, update, opts.SetUpsert(!b.pending)).Decode(&doc)
 	if isDuplicate(err) {
 		err = b.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
 	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		err = b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&doc)
+		err = b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: b.id(scope)}}).Decode(&doc)
+		if b.pending && errors.Is(err, mongo.ErrNoDocuments) {
+			return mfa.BudgetState{}, false, mfa.ErrNotFound
+		}
 		if err != nil {
 			return mfa.BudgetState{}, false, opError(err, "read budget")
 		}
@@ -108,7 +155,7 @@ func (b *Budgets) Spend(ctx context.Context, scope string, gates []mfa.Gate, now
 
 // Forgive zeroes the scope's failure count.
 func (b *Budgets) Forgive(ctx context.Context, scope string) error {
-	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}}, bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: 0}}}})
+	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: b.id(scope)}}, bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: 0}}}})
 	if err != nil {
 		return opError(err, "forgive budget")
 	}
@@ -117,7 +164,7 @@ func (b *Budgets) Forgive(ctx context.Context, scope string) error {
 
 // Refund takes one counted attempt back, never below zero.
 func (b *Budgets) Refund(ctx context.Context, scope string) error {
-	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: scope}, {Key: "fail", Value: bson.D{{Key: "$gt", Value: 0}}}},
+	_, err := b.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: b.id(scope)}, {Key: "fail", Value: bson.D{{Key: "$gt", Value: 0}}}},
 		bson.D{{Key: "$inc", Value: bson.D{{Key: "fail", Value: -1}}}})
 	if err != nil {
 		return opError(err, "refund budget")
@@ -128,6 +175,7 @@ func (b *Budgets) Refund(ctx context.Context, scope string) error {
 // ForgivePrefix zeroes every scope whose _id begins with prefix: a range
 // read (no write lock held while it runs), then one update by _id.
 func (b *Budgets) ForgivePrefix(ctx context.Context, prefix string) error {
+	prefix = b.id(prefix)
 	cur, err := b.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: prefix + "\uffff"}}}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
@@ -156,7 +204,7 @@ func (b *Budgets) ForgivePrefix(ctx context.Context, prefix string) error {
 // Budget returns a scope's state; zero for an unknown scope.
 func (b *Budgets) Budget(ctx context.Context, scope string) (mfa.BudgetState, error) {
 	var doc budgetDoc
-	err := b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: scope}}).Decode(&doc)
+	err := b.coll.FindOne(ctx, bson.D{{Key: "_id", Value: b.id(scope)}}).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return mfa.BudgetState{}, nil
 	}

@@ -42,7 +42,16 @@ func (db *DB) migrate(ctx context.Context) error {
 	if len(old) > 0 {
 		db.log.Info(fmt.Sprintf("migrated %d users to per-factor documents", len(old)))
 	}
-	return db.migrateConfirmedCount(ctx)
+	if err := db.migrateConfirmedCount(ctx); err != nil {
+		return err
+	}
+	// mfa_pending tokens' documents moved to the budgets collection, where
+	// every token has one from its issue; the old ones (minutes of life
+	// left at most) are dropped with their collection.
+	if err := db.db.Collection(colUsedOld).Drop(ctx); err != nil {
+		return opError(err, "migrate: drop %s", colUsedOld)
+	}
+	return nil
 }
 
 // migrateConfirmedCount sets nconfirmed on users written before it existed.

@@ -32,7 +32,7 @@ import (
 // Collection names.
 const (
 	colUsers     = "users"
-	colUsed      = "mfa_tokens" // per mfa_pending token: attempts and consumption
+	colUsedOld   = "mfa_tokens" // mfa_pending tokens' documents before they moved to budgets
 	colBudgets   = "budgets"
 	colKeys      = "keys"
 	colSessions  = "sessions"
@@ -45,7 +45,7 @@ const (
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colUsed, colBudgets, colSessions, colRotations, colCeremony, colEvents}
+var expiring = []string{colBudgets, colSessions, colRotations, colCeremony, colEvents}
 
 // Config is what Open needs.
 type Config struct {

@@ -1,6 +1,11 @@
 package tokens
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"time"
+)
 
 // Token types carried in the JOSE "typ" header. Every endpoint accepts
 // exactly one of them.
@@ -39,4 +44,22 @@ type PendingClaims struct {
 	Session  string // sid, set only when stepping up an existing session
 	ACR      string // the acr the client must reach (step-up), empty for sign-in
 	MaxAge   int64  // seconds, step-up only; 0 when absent
+
+	// Record names the token's record in the store (its attempts, its
+	// consumption): the jti and a digest of the claims exactly as signed.
+	// Issuer.Pending and Verifier.Pending set it, so a token that differs
+	// from the one issued in any claim — a jti reused with another sub,
+	// a raised acr — names a record no login made, and is refused.
+	Record string
+}
+
+// pendingRecord is PendingClaims.Record for a token: the jti, '.', and the
+// first 128 bits of the SHA-256 of its payload segment, base64url.
+func pendingRecord(jti, token string) string {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(parts[1]))
+	return jti + "." + base64.RawURLEncoding.EncodeToString(sum[:16])
 }

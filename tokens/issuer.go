@@ -197,6 +197,7 @@ func (i *Issuer) Pending(p PendingClaims) (string, PendingClaims, error) {
 	if err != nil {
 		return "", PendingClaims{}, err
 	}
+	p.Record = pendingRecord(p.ID, token)
 	return token, p, nil
 }
 

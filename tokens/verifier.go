@@ -205,7 +205,9 @@ func (v *Verifier) Pending(token, audience string) (PendingClaims, error) {
 	if err := v.lifetime(&c.RegisteredClaims, v.maxPending); err != nil {
 		return PendingClaims{}, err
 	}
-	return c.claims(), nil
+	pc := c.claims()
+	pc.Record = pendingRecord(pc.ID, token)
+	return pc, nil
 }
 
 // parse runs golang-jwt's parser and maps its errors to the package's.

@@ -14,6 +14,9 @@ var (
 	ErrPendingSpent = errors.New("flows: the mfa_token has no attempts left")
 	ErrPendingUser  = errors.New("flows: the mfa_token's user is gone")
 	ErrPendingBad   = errors.New("flows: the mfa_token is invalid or expired")
+	// errPendingUnknown joins ErrPendingBad for a token no login issued:
+	// its signature is valid, but the store has no record of it.
+	errPendingUnknown = errors.New("flows: the mfa_token names no pending login")
 	// The presented access token.
 	ErrAccessBad     = errors.New("flows: the access token is invalid or expired")
 	ErrSessionGone   = errors.New("flows: the session has ended")

@@ -638,10 +638,7 @@ func TestConfirmFirstFactorRace(t *testing.T) {
 			if len(cs) == 0 {
 				continue
 			}
-			tok, _, err := e.app.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: amrPwd})
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := e.Pending(t, tokens.PendingClaims{Subject: u.ID, AMR: amrPwd})
 			pc, err := e.app.PendingToken(tok)
 			if err != nil {
 				t.Fatal(err)

@@ -98,7 +98,10 @@ func (a *App) VerifyRecovery(ctx context.Context, cl Client, pc tokens.PendingCl
 // known counts (no password in this flow), the key must verify its user to
 // be a second factor of its own.
 func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*protocol.CredentialAssertion, error) {
-	used, err := a.Pending.Consumed(ctx, pc.ID)
+	used, err := a.Pending.Consumed(ctx, pc.Record)
+	if errors.Is(err, mfa.ErrNotFound) {
+		return nil, errors.Join(ErrPendingBad, errPendingUnknown)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +117,7 @@ func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*pr
 	}
 	deviceBound := pc.ACR != "" && a.Policy.Level(pc.ACR) >= 2
 	requireUV := !slices.Contains(pc.AMR, mfa.AMRPassword) && !slices.Contains(pc.AMR, mfa.AMRUser)
-	return a.WebAuthn.BeginLogin(ctx, u, pc.ID, deviceBound, requireUV)
+	return a.WebAuthn.BeginLogin(ctx, u, pc.Record, deviceBound, requireUV)
 }
 
 // VerifyWebAuthn is a WebAuthn assertion as the second factor; acr and amr
@@ -125,7 +128,7 @@ func (a *App) VerifyWebAuthn(ctx context.Context, cl Client, pc tokens.PendingCl
 	if err != nil {
 		return nil, err
 	}
-	_, as, err := a.WebAuthn.FinishLogin(ctx, u, pc.ID, body)
+	_, as, err := a.WebAuthn.FinishLogin(ctx, u, pc.Record, body)
 	if err != nil {
 		a.m.verified("webauthn", false)
 		a.event(cl, u.ID, pc.Session, mfa.EventMFAFailure, "webauthn")
@@ -157,7 +160,7 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 // in the same round trip. The token's attempt comes first, so a dead token
 // spends nothing of the account's budget.
 func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClaims) (*mfa.User, error) {
-	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.ID)
+	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.Record)
 	if err != nil {
 		var th *mfa.ThrottledError
 		switch {
@@ -165,6 +168,8 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 			return nil, ErrPendingSpent
 		case errors.Is(err, mfa.ErrUsed):
 			return nil, ErrPendingUsed
+		case errors.Is(err, mfa.ErrNotFound):
+			return nil, errors.Join(ErrPendingBad, errPendingUnknown)
 		}
 		return nil, err
 	}
@@ -225,11 +230,14 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	if pc.Session == "" {
 		wg.Go(func() { sess, refresh, lostErr = a.Sessions.Start(ctx, u.ID, now, as.ACR, as.AMR) })
 	}
-	consumeErr := a.Pending.Consume(ctx, pc.ID, now, pc.Expiry.Add(time.Minute))
+	consumeErr := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()
 	if consumeErr != nil {
-		if errors.Is(consumeErr, mfa.ErrUsed) {
+		switch {
+		case errors.Is(consumeErr, mfa.ErrUsed):
 			consumeErr = ErrPendingUsed
+		case errors.Is(consumeErr, mfa.ErrNotFound):
+			consumeErr = errors.Join(ErrPendingBad, errPendingUnknown)
 		}
 		if sess != nil {
 			_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)

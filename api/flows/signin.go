@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/stepup-auth/stepup/mfa"
 	"github.com/stepup-auth/stepup/tokens"
@@ -137,13 +138,6 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return nil, err
 	}
 	a.m.verified("pwd", true)
-	// Forgiving the budgets overlaps what follows; an error is only logged
-	// (a lost reset counts more failures, never fewer).
-	wg.Go(func() {
-		if err := a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
-			a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
-		}
-	})
 	if u.PasswordFailures.Failures > 0 {
 		wg.Go(func() {
 			if err := a.Users.ForgivePasswordFailures(context.WithoutCancel(ctx), u.ID); err != nil {
@@ -156,6 +150,13 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		a.upgradeHash(context.WithoutCancel(ctx), u, pw)
 	}
 	if len(u.Confirmed("")) == 0 {
+		// Forgiving the budget overlaps the session's start; an error is
+		// only logged (a lost reset counts more failures, never fewer).
+		wg.Go(func() {
+			if err := a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
+				a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
+			}
+		})
 		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly())
 		if err != nil {
 			return nil, err
@@ -165,6 +166,11 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 	have := []string{mfa.AMRPassword}
 	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have})
 	if err != nil {
+		return nil, err
+	}
+	// The token's record (its attempts, its consumption: a token without
+	// one is refused) and the budget's forgiveness, in one round trip.
+	if err := a.Pending.Open(ctx, claims.Record, a.Now(), claims.Expiry.Add(time.Minute), attempt.Scope); err != nil {
 		return nil, err
 	}
 	factors := a.Policy.Offered(u, a.Policy.Levels[1], have)

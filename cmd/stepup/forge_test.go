@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -195,4 +196,56 @@ func publicJWKMap(t *testing.T, pub *ecdsa.PublicKey) map[string]any {
 	}
 	return map[string]any{"kty": "EC", "crv": "P-256", "x": seg.EncodeToString(b[1:33]), "y": seg.EncodeToString(b[33:65]),
 		"kid": "attacker", "alg": "ES256", "use": "sig"}
+}
+
+// TestMFATokenNamesPendingLogin: an mfa_token is good only if a password
+// step (or a step-up) issued exactly it. Tokens signed with the service's
+// own key but never issued — a fresh jti, or a real token's jti with
+// another sub or a raised amr — are refused as invalid_token before any
+// attempt is spent, on every endpoint that takes one; the real token is
+// untouched by them and still works.
+func TestMFATokenNamesPendingLogin(t *testing.T) {
+	a := startApp(t, appOptions{})
+	u := newTOTPUser(t, a, "pending-owner")
+	victim := newTOTPUser(t, a, "pending-victim")
+	real := a.mfaToken(t, u.Username, u.Password)
+	kid, key := a.signingKey(t)
+	base := parseJWT(t, real)
+	if base.Header["kid"] != kid {
+		t.Fatalf("the mfa_token's kid %v is not the signing key %s", base.Header["kid"], kid)
+	}
+	forge := func(f func(c map[string]any)) string {
+		c := clone(base.Claims)
+		f(c)
+		return signES256(t, key, base.Header, c)
+	}
+	forgeries := map[string]string{
+		"FreshJTI":         forge(func(c map[string]any) { c["jti"] = "never-issued-" + u.ID }),
+		"RealJTIOtherSub":  forge(func(c map[string]any) { c["sub"] = victim.ID }),
+		"RealJTIRaisedAMR": forge(func(c map[string]any) { c["amr"] = []string{"pwd", "hwk"} }),
+	}
+	for name, tok := range forgeries {
+		t.Run(name, func(t *testing.T) {
+			code := u.code(a.Clock.step())
+			if name == "RealJTIOtherSub" {
+				code = victim.code(a.Clock.step())
+			}
+			a.verify(t, tok, code).wantProblem(t, http.StatusUnauthorized, "invalid_token")
+			a.post(t, "/v1/mfa/webauthn/options", tok, struct{}{}).wantProblem(t, http.StatusUnauthorized, "invalid_token")
+			a.post(t, "/v1/mfa/recovery/verify", tok, map[string]string{"code": u.RecoveryCodes[0]}).
+				wantProblem(t, http.StatusUnauthorized, "invalid_token")
+		})
+	}
+	// Nothing was spent: the victim's account budget and the real token's
+	// attempts are whole, and the real token and the victim's code work.
+	if got, err := a.DB().User(context.Background(), victim.ID); err != nil || got.Attempts.Failures != 0 {
+		t.Fatalf("victim after the forgeries: %+v, %v; want no attempt counted", got, err)
+	}
+	for range 4 {
+		a.verify(t, real, "000000") // 4 wrong codes: the 5th attempt must still be there
+	}
+	a.Clock.Advance(30 * time.Second)
+	if r := a.verify(t, real, u.code(a.Clock.step())); r.Status != http.StatusOK {
+		t.Fatalf("the real mfa_token after the forgeries and 4 wrong codes: %d %s", r.Status, r.Body)
+	}
 }

@@ -179,3 +179,17 @@ func (e *Env) WrongCode(tb testing.TB, secret string) string {
 	tb.Fatal("flowstest: no wrong code")
 	return ""
 }
+
+// Pending issues and records an mfa_token for userID after amr, as the
+// password step (or a step-up, with pc's Session and ACR) does.
+func (e *Env) Pending(tb testing.TB, pc tokens.PendingClaims) string {
+	tb.Helper()
+	tok, claims, err := e.App.Issuer.Pending(pc)
+	if err != nil {
+		tb.Fatalf("flowstest: mfa_token: %v", err)
+	}
+	if err := e.App.Pending.Open(context.Background(), claims.Record, e.Clock.Now(), claims.Expiry.Add(time.Minute)); err != nil {
+		tb.Fatalf("flowstest: open mfa_token: %v", err)
+	}
+	return tok
+}
