@@ -66,6 +66,11 @@ type Deps struct {
 	// budget document per (endpoint, address, minute) in the store, so all
 	// instances share it.
 	AnonRate int
+	// AddrFailures is how many wrong passwords one client address may
+	// give at sign-in in an hour, over every username together (0: no
+	// limit); past it the address's password sign-ins are refused until
+	// the hour ends (addrlimit.go).
+	AddrFailures int
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // counters are registered here when set
@@ -76,9 +81,10 @@ type Deps struct {
 // App is the application. Its methods are safe for concurrent use.
 type App struct {
 	Deps
-	m      *metrics
-	events *recorder
-	bg     sync.WaitGroup // writes done off the request path
+	m       *metrics
+	events  *recorder
+	blocked blockedAddrs   // addresses over AddrFailures, as this instance knows
+	bg      sync.WaitGroup // writes done off the request path
 }
 
 // New returns an App; Close it to write the queued security events.

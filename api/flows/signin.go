@@ -88,6 +88,10 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return nil, mfa.ErrInvalidPassword
 	}
 	pw, _ := mfa.NormalizePassword(password) // a wrong-length password simply fails to match
+	if err := a.addrRefusal(cl); err != nil {
+		a.throttled(err)
+		return nil, err
+	}
 	// A place in the hashing queue first: a server too busy to check the
 	// password answers without spending the user's password budget.
 	release, err := a.Password.AdmitFor(cl.IP)
@@ -130,6 +134,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 	if err != nil {
 		if errors.Is(err, mfa.ErrBadCredentials) {
 			a.m.verified("pwd", false)
+			a.countAddrFailure(ctx, cl)
 			if u != nil {
 				a.event(cl, u.ID, "", mfa.EventLoginFailure, "password")
 				a.countPasswordFailure(ctx, cl, u, false)

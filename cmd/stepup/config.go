@@ -38,6 +38,9 @@ type Config struct {
 	// AnonRate is requests per minute per client address on each anonymous
 	// endpoint; 0 is no limit.
 	AnonRate int
+	// AddrFailures is wrong passwords per hour per client address at
+	// sign-in, over every username; 0 is no limit.
+	AddrFailures int
 	// Introspectors are the RFC 7662 clients: id → secret.
 	Introspectors map[string]string
 	WebAuthnUV    string // required, preferred or discouraged
@@ -70,6 +73,7 @@ var settings = []setting{
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
+	{"STEPUP_ADDR_FAILURES", "addr-failures", "100", "wrong passwords one client address may give at sign-in in an hour, over every username together, counted in the store for all instances; past it the address's password sign-ins get 429 until the hour ends; 0 turns the limit off"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
@@ -173,6 +177,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.AnonRate, err = strconv.Atoi(get("STEPUP_ANON_RATE")); err != nil || c.AnonRate < 0 || c.AnonRate > 100000 {
 		return c, errors.New("STEPUP_ANON_RATE: must be a whole number of requests per minute from 0 (off) to 100000, such as 60")
+	}
+	if c.AddrFailures, err = strconv.Atoi(get("STEPUP_ADDR_FAILURES")); err != nil || c.AddrFailures < 0 || c.AddrFailures > 1000000 {
+		return c, errors.New("STEPUP_ADDR_FAILURES: must be a whole number of wrong passwords per hour from 0 (off) to 1000000, such as 100")
 	}
 	c.TrustedProxies = splitList(get("STEPUP_TRUSTED_PROXIES"))
 	for _, p := range c.TrustedProxies {

@@ -56,6 +56,7 @@ type appOptions struct {
 	// through X-Forwarded-For.
 	TrustedProxies []string
 	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
+	AddrFailures   int // wrong passwords per hour per address at sign-in; 0: no limit
 }
 
 // testApp is one running App and a client for it.
@@ -102,6 +103,7 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 			SigningAlg:     "ES256",
 			TrustedProxies: o.TrustedProxies,
 			AnonRate:       o.AnonRate,
+			AddrFailures:   o.AddrFailures,
 			AccessTTL:      15 * time.Minute,
 			LogLevel:       "error",
 		},

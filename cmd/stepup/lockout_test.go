@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -138,5 +139,61 @@ func TestAnonymousRateLimit(t *testing.T) {
 	apps[0].Clock.Advance(time.Minute)
 	if r := from(apps[0], "203.0.113.9", "/v1/passkeys/options"); r.Status != http.StatusOK {
 		t.Fatalf("the next minute: %d", r.Status)
+	}
+}
+
+// TestAddressFailureLimit: one address spraying wrong passwords over many
+// names is stopped after STEPUP_ADDR_FAILURES of them in the hour, on every
+// instance (each evaluates at most one more before it learns of the count
+// in the store), with 429 and Retry-After even for a right password; the
+// owner elsewhere is untouched, successes never count, and the address
+// signs in again the next hour.
+func TestAddressFailureLimit(t *testing.T) {
+	const limit = 6
+	apps := startApps(t, 2, appOptions{TrustedProxies: []string{"127.0.0.1"}, AddrFailures: limit})
+	a, b := apps[0], apps[1]
+	const sprayer, owner, office = "203.0.113.9", "198.51.100.20", "192.0.2.44"
+	const pw = "sprayed owner password correct"
+	a.signup(t, "sprayed", pw)
+
+	// Successes from one address (an office behind one NAT) never count.
+	for i := range 3 * limit {
+		if r := apps[i%2].loginFrom(t, office, "sprayed", pw); r.Status != http.StatusOK {
+			t.Fatalf("sign-in %d from the office: %d %s", i, r.Status, r.Body)
+		}
+	}
+	// The spray: one wrong password per name, the real one among them.
+	for i := range limit {
+		name := "nobody-" + strconv.Itoa(i)
+		if i == 3 {
+			name = "sprayed"
+		}
+		a.loginFrom(t, sprayer, name, "wrong password number one").wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+	}
+	refused := func(app *testApp) {
+		t.Helper()
+		r := app.loginFrom(t, sprayer, "sprayed", pw)
+		r.wantProblem(t, http.StatusTooManyRequests, "rate_limited")
+		if s, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || s < 1 || s > 3600 {
+			t.Errorf("Retry-After %q, want 1–3600 s", r.Header.Get("Retry-After"))
+		}
+	}
+	refused(a)
+	// The second instance has not seen this address fail: it evaluates one
+	// more (wrong) password, learns the count from the store, and refuses.
+	b.loginFrom(t, sprayer, "nobody-x", "wrong password number one").wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+	refused(b)
+	refused(b)
+	for _, app := range apps {
+		if r := app.loginFrom(t, owner, "sprayed", pw); r.Status != http.StatusOK {
+			t.Fatalf("the owner at another address: %d %s", r.Status, r.Body)
+		}
+	}
+	// The next hour the address starts again.
+	a.Clock.Advance(time.Hour)
+	for _, app := range apps {
+		if r := app.loginFrom(t, sprayer, "sprayed", pw); r.Status != http.StatusOK {
+			t.Fatalf("the sprayer's address the next hour: %d %s", r.Status, r.Body)
+		}
 	}
 }
