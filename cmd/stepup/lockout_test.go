@@ -197,3 +197,27 @@ func TestAddressFailureLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordSuccessForgives: a right password forgives the (name,
+// address) budget also when it leads to a second factor (the forgiveness
+// rides on the write that records the mfa_token), so the owner's earlier
+// typos do not add up across sign-ins.
+func TestPasswordSuccessForgives(t *testing.T) {
+	a := startApp(t, appOptions{TrustedProxies: []string{"127.0.0.1"}})
+	u := newTOTPUser(t, a, "typo-prone")
+	const ip = "198.51.100.77"
+	for round := range 2 {
+		for range 9 {
+			a.loginFrom(t, ip, u.Username, "not the password at all").wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+		}
+		var l loginResult
+		a.loginFrom(t, ip, u.Username, u.Password).decode(t, http.StatusOK, &l)
+		if l.MFAToken == "" {
+			t.Fatalf("round %d: no mfa_token", round)
+		}
+	}
+	for range 10 {
+		a.loginFrom(t, ip, u.Username, "not the password at all").wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+	}
+	a.loginFrom(t, ip, u.Username, "not the password at all").wantProblem(t, http.StatusTooManyRequests, "rate_limited")
+}
