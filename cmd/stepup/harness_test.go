@@ -56,6 +56,8 @@ type appOptions struct {
 	// through X-Forwarded-For.
 	TrustedProxies []string
 	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
+	// Configure changes the configuration further before the App opens.
+	Configure func(*Config)
 }
 
 // testApp is one running App and a client for it.
@@ -107,6 +109,9 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,
+	}
+	if o.Configure != nil {
+		o.Configure(&app.Config)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -354,9 +359,11 @@ type (
 		Confirmed  bool       `json:"confirmed"`
 		CreatedAt  time.Time  `json:"created_at"`
 		LastUsedAt *time.Time `json:"last_used_at"`
-		Secret     string     `json:"secret"`
-		URI        string     `json:"otpauth_uri"`
-		QR         string     `json:"qr_png"`
+		// Authenticator is a WebAuthn factor's model, from its AAGUID.
+		Authenticator *string `json:"authenticator"`
+		Secret        string  `json:"secret"`
+		URI           string  `json:"otpauth_uri"`
+		QR            string  `json:"qr_png"`
 		// RecoveryCodes come once, with the user's first confirmed factor.
 		RecoveryCodes []string `json:"recovery_codes"`
 	}
