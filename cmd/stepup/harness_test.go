@@ -359,13 +359,13 @@ type (
 		Confirmed  bool       `json:"confirmed"`
 		CreatedAt  time.Time  `json:"created_at"`
 		LastUsedAt *time.Time `json:"last_used_at"`
-		// Authenticator is a WebAuthn factor's model, from its AAGUID.
-		Authenticator *string `json:"authenticator"`
-		Secret        string  `json:"secret"`
-		URI           string  `json:"otpauth_uri"`
-		QR            string  `json:"qr_png"`
+		Secret     string     `json:"secret"`
+		URI        string     `json:"otpauth_uri"`
+		QR         string     `json:"qr_png"`
 		// RecoveryCodes come once, with the user's first confirmed factor.
 		RecoveryCodes []string `json:"recovery_codes"`
+		// Authenticator is a WebAuthn factor's model, from its AAGUID.
+		Authenticator *string `json:"authenticator"`
 	}
 	meResult struct {
 		ID       string    `json:"id"`
