@@ -235,7 +235,7 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding stri
 	// §7.1 step 23–24: assess the attestation's trustworthiness once, now,
 	// from the statement just verified; the verdict is stored with the
 	// credential.
-	c.Attested = w.Trust.Attests(ctx, cred, w.RP.Config.Attestation, w.RP.Config.Signature)
+	c.Attested = w.Trust.Attests(cred, w.RP.Config.Attestation, w.RP.Config.Signature)
 	if err := w.Ceremonies.ClaimCredential(ctx, cred.ID, u.ID); err != nil {
 		if errors.Is(err, ErrUsed) {
 			return nil, ErrCredTaken

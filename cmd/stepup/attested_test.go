@@ -300,27 +300,31 @@ func TestAttestedAAL3(t *testing.T) {
 	})
 }
 
-// atBLOB signs an MDS3 BLOB (a JWT, FIDO MDS §3.1.6) with signer, whose
-// certificate chains to root through the x5c header, describing one model
-// aaguid whose attestations chain to attRoot.
-func atBLOB(tb testing.TB, root *atCA, attRoot *x509.Certificate, aaguid uuid.UUID) []byte {
+// atBLOB signs an MDS3 BLOB (a JWT, FIDO MDS §3.1.6) with a signer whose
+// certificate chains to root through the x5c header, describing the models
+// aaguids, whose attestations chain to attRoot.
+func atBLOB(tb testing.TB, root *atCA, attRoot *x509.Certificate, aaguids ...uuid.UUID) []byte {
 	tb.Helper()
 	signKey := atKey(tb)
 	signer := atCert(tb, &x509.Certificate{Subject: pkix.Name{CommonName: "Test MDS signer"},
 		KeyUsage: x509.KeyUsageDigitalSignature}, signKey, root)
 	b64 := base64.StdEncoding.EncodeToString
-	claims := jwt.MapClaims{
-		"legalHeader": "test metadata", "no": 42, "nextUpdate": "2099-01-01",
-		"entries": []any{map[string]any{
-			"aaguid": aaguid.String(),
+	var entries []any
+	for _, id := range aaguids {
+		entries = append(entries, map[string]any{
+			"aaguid": id.String(),
 			"metadataStatement": map[string]any{
-				"aaguid": aaguid.String(), "description": "Test Key", "protocolFamily": "fido2", "schema": 3,
+				"aaguid": id.String(), "description": "Test Key", "protocolFamily": "fido2", "schema": 3,
 				"attestationTypes":            []string{"basic_full"},
 				"attestationRootCertificates": []string{b64(attRoot.Raw)},
 			},
 			"statusReports":          []any{map[string]any{"status": "FIDO_CERTIFIED_L1", "effectiveDate": "2025-01-01"}},
 			"timeOfLastStatusChange": "2025-01-01",
-		}},
+		})
+	}
+	claims := jwt.MapClaims{
+		"legalHeader": "test metadata", "no": 42, "nextUpdate": "2099-01-01",
+		"entries": entries,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
 	tok.Header["x5c"] = []string{b64(signer.Raw), b64(root.cert.Raw)}
@@ -332,15 +336,15 @@ func atBLOB(tb testing.TB, root *atCA, attRoot *x509.Certificate, aaguid uuid.UU
 }
 
 // TestAttestedMDS trusts the models of a FIDO Metadata Service BLOB: one
-// signed by the configured MDS root is accepted and its model's
-// attestation root trusted (every model it describes, with no AAGUID
-// list); one signed under another root stops the start with a line that
-// names STEPUP_FIDO_MDS_FILE.
+// signed by the configured MDS root is accepted and its models'
+// attestation roots trusted (every model it describes without an AAGUID
+// list, the listed ones with it); one signed under another root stops the
+// start with a line that names STEPUP_FIDO_MDS_FILE.
 func TestAttestedMDS(t *testing.T) {
 	dir := t.TempDir()
 	mdsRoot, attRoot := atNewCA(t, "Test MDS Root"), atNewCA(t, "Test Model Attestation Root")
 	blob := filepath.Join(dir, "blob.jwt")
-	if err := os.WriteFile(blob, atBLOB(t, mdsRoot, attRoot.cert, atYubiNFC), 0o600); err != nil {
+	if err := os.WriteFile(blob, atBLOB(t, mdsRoot, attRoot.cert, atYubiNFC, atUnlisted), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rootPEM := atPEM(t, dir, "mds-root.pem", mdsRoot.cert)
@@ -365,6 +369,21 @@ func TestAttestedMDS(t *testing.T) {
 			return k.attestAs(t, o, key, cert)
 		})
 		atWant(t, l, "aal2", "pwd", "swk", "user", "mfa")
+	})
+	t.Run("ModelInTheBLOBOffTheList", func(t *testing.T) {
+		listed := startApp(t, appOptions{Configure: func(c *Config) {
+			c.AAL3, c.MDSFile, c.MDSRoot, c.AAGUIDs = "attested", blob, rootPEM, []uuid.UUID{atYubiNFC}
+		}})
+		attest := func(id uuid.UUID) func(*waKey, *virtualwebauthn.AttestationOptions) []byte {
+			return func(k *waKey, o *virtualwebauthn.AttestationOptions) []byte {
+				cert, key := attRoot.attester(t, id)
+				return k.attestAs(t, o, key, cert)
+			}
+		}
+		_, _, _, l := listed.atUser(t, "mds-off-list", bound(atUnlisted), attest(atUnlisted))
+		atWant(t, l, "aal2", "pwd", "swk", "user", "mfa")
+		_, _, _, l = listed.atUser(t, "mds-on-list", bound(atYubiNFC), attest(atYubiNFC))
+		atWant(t, l, "aal3", "pwd", "hwk", "user", "mfa")
 	})
 	t.Run("BLOBUnderAnotherRoot", func(t *testing.T) {
 		forged := filepath.Join(dir, "forged.jwt")
