@@ -16,7 +16,8 @@ import (
 )
 
 // AttestationTrust decides whether a new credential's attestation is
-// trusted (W3C WebAuthn Level 3 §7.1 steps 23–24): the statement verified,
+// trusted (W3C WebAuthn Level 3 §7.1, the steps that obtain trust anchors
+// and assess the attestation trustworthiness): the statement verified,
 // it carries a certificate chain (basic, AttCA or anonymisation-CA
 // attestation — never self or none), the chain leads to a root trusted for
 // the credential's AAGUID, that model's status is acceptable, and the

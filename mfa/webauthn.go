@@ -232,7 +232,7 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding stri
 		return nil, fmt.Errorf("%w: BS set without BE", ErrCeremony)
 	}
 	c := fromLib(cred)
-	// §7.1 step 23–24: assess the attestation's trustworthiness once, now,
+	// §7.1, "assess the attestation trustworthiness": once, now,
 	// from the statement just verified; the verdict is stored with the
 	// credential.
 	c.Attested = w.Trust.Attests(cred, w.RP.Config.Attestation, w.RP.Config.Signature)
