@@ -243,8 +243,16 @@ func TestAttestedAAL3(t *testing.T) {
 	t.Run("TrustedRootAllowedAAGUID", func(t *testing.T) {
 		_, k, f, l := a.atUser(t, "at-trusted", bound(atYubiKey), packed(trusted, atYubiKey))
 		atWant(t, l, "aal3", "pwd", "hwk", "user", "mfa")
-		if f.Authenticator == nil || *f.Authenticator != "YubiKey 5 Series" {
-			t.Errorf("registered factor authenticator = %v, want YubiKey 5 Series", f.Authenticator)
+		if f.Authenticator == nil || *f.Authenticator != "YubiKey 5 Series" || !f.Attested {
+			t.Errorf("registered factor authenticator = %v, attested %v; want YubiKey 5 Series, attested", f.Authenticator, f.Attested)
+		}
+		var got factorResult
+		a.get(t, "/v1/me/factors/"+f.ID, l.AccessToken).decode(t, http.StatusOK, &got)
+		if got.Authenticator == nil || *got.Authenticator != "YubiKey 5 Series" || !got.Attested {
+			t.Errorf("GET /v1/me/factors/{id}: authenticator %v, attested %v; want YubiKey 5 Series, attested", got.Authenticator, got.Attested)
+		}
+		if list := a.waFactors(t, l.AccessToken); len(list) != 1 || list[0].Authenticator == nil || *list[0].Authenticator != "YubiKey 5 Series" {
+			t.Errorf("GET /v1/me/factors: %+v, want the key with authenticator YubiKey 5 Series", list)
 		}
 		a.waWantTokens(t, a.waPasskeySignIn(t, k), waClaims(t, l.AccessToken)["sub"].(string), "aal3", "hwk", "user", "mfa")
 	})
@@ -252,8 +260,8 @@ func TestAttestedAAL3(t *testing.T) {
 		_, _, f, l := a.atUser(t, "at-none", bound(atYubiKey), none)
 		atWant(t, l, "aal2", "pwd", "swk", "user", "mfa")
 		// The name comes from the AAGUID alone: it is a label, trusted or not.
-		if f.Authenticator == nil || *f.Authenticator != "YubiKey 5 Series" {
-			t.Errorf("factor authenticator = %v, want YubiKey 5 Series", f.Authenticator)
+		if f.Authenticator == nil || *f.Authenticator != "YubiKey 5 Series" || f.Attested {
+			t.Errorf("factor authenticator = %v, attested %v; want YubiKey 5 Series, not attested", f.Authenticator, f.Attested)
 		}
 		// No factor can reach aal3: a step-up to it is refused outright.
 		a.post(t, "/v1/stepup", l.AccessToken, suStepupBody{ACRValues: "aal3"}).

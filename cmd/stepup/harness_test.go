@@ -364,8 +364,10 @@ type (
 		QR         string     `json:"qr_png"`
 		// RecoveryCodes come once, with the user's first confirmed factor.
 		RecoveryCodes []string `json:"recovery_codes"`
-		// Authenticator is a WebAuthn factor's model, from its AAGUID.
+		// Authenticator is a WebAuthn factor's model, from its AAGUID;
+		// Attested says its attestation was trusted at registration.
 		Authenticator *string `json:"authenticator"`
+		Attested      bool    `json:"attested"`
 	}
 	meResult struct {
 		ID       string    `json:"id"`
