@@ -213,9 +213,12 @@ func TestAttestedAAL3(t *testing.T) {
 	dir := t.TempDir()
 	trusted, other := atNewCA(t, "Trusted Attestation Root"), atNewCA(t, "Other Root")
 	roots := atPEM(t, dir, "roots.pem", trusted.cert)
-	a := startApp(t, appOptions{Configure: func(c *Config) {
+	// Two instances on one store: the verdict recorded at registration on
+	// one is what the other applies.
+	apps := startApps(t, 2, appOptions{Configure: func(c *Config) {
 		c.AAL3, c.AttestationRoots, c.AAGUIDs = "attested", roots, []uuid.UUID{atYubiKey, atYubiNFC}
 	}})
+	a, b := apps[0], apps[1]
 
 	// Registration asks for attestation.
 	var opts struct {
@@ -254,11 +257,17 @@ func TestAttestedAAL3(t *testing.T) {
 		if list := a.waFactors(t, l.AccessToken); len(list) != 1 || list[0].Authenticator == nil || *list[0].Authenticator != "YubiKey 5 Series" {
 			t.Errorf("GET /v1/me/factors: %+v, want the key with authenticator YubiKey 5 Series", list)
 		}
-		a.waWantTokens(t, a.waPasskeySignIn(t, k), waClaims(t, l.AccessToken)["sub"].(string), "aal3", "hwk", "user", "mfa")
+		sub := waClaims(t, l.AccessToken)["sub"].(string)
+		a.waWantTokens(t, a.waPasskeySignIn(t, k), sub, "aal3", "hwk", "user", "mfa")
+		b.waWantTokens(t, b.waSecondFactor(t, b.mfaToken(t, "at-trusted", "correct horse battery staple"), k), sub,
+			"aal3", "pwd", "hwk", "user", "mfa")
 	})
 	t.Run("NoneAttestation", func(t *testing.T) {
-		_, _, f, l := a.atUser(t, "at-none", bound(atYubiKey), none)
+		_, k, f, l := a.atUser(t, "at-none", bound(atYubiKey), none)
 		atWant(t, l, "aal2", "pwd", "swk", "user", "mfa")
+		var other loginResult
+		b.waSecondFactor(t, b.mfaToken(t, "at-none", "correct horse battery staple"), k).decode(t, http.StatusOK, &other)
+		atWant(t, other, "aal2", "pwd", "swk", "user", "mfa")
 		// The name comes from the AAGUID alone: it is a label, trusted or not.
 		if f.Authenticator == nil || *f.Authenticator != "YubiKey 5 Series" || f.Attested {
 			t.Errorf("factor authenticator = %v, attested %v; want YubiKey 5 Series, not attested", f.Authenticator, f.Attested)
