@@ -95,9 +95,8 @@ func (a *App) VerifyRecovery(ctx context.Context, cl Client, pc tokens.PendingCl
 
 // WebAuthnOptions starts a second-factor assertion bound to the mfa_token.
 // A step-up to the top level offers only the keys that can reach it
-// (Policy.ReachesTop); when nothing
-// known counts (no password in this flow), the key must verify its user to
-// be a second factor of its own.
+// (Policy.ReachesTop); when nothing known counts (no password in this
+// flow), the key must verify its user to be a second factor of its own.
 func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*protocol.CredentialAssertion, error) {
 	used, err := a.Pending.Consumed(ctx, pc.ID)
 	if err != nil {
