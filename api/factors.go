@@ -22,10 +22,20 @@ type factorView struct {
 	Confirmed  bool       `json:"confirmed"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// Authenticator is the model a WebAuthn factor's AAGUID names, from the
+	// list shipped in the binary; absent when the AAGUID is unknown or zero.
+	Authenticator string `json:"authenticator,omitempty"`
+	// Attested is set on a WebAuthn factor whose attestation was trusted at
+	// registration (STEPUP_WEBAUTHN_AAL3=attested).
+	Attested bool `json:"attested,omitempty"`
 }
 
 func viewFactor(f *mfa.Factor) factorView {
 	v := factorView{ID: f.ID, Kind: f.Kind, Name: f.Name, Confirmed: f.Confirmed, CreatedAt: f.CreatedAt.UTC()}
+	if f.Credential != nil {
+		v.Authenticator = mfa.AuthenticatorName(f.Credential.AAGUID)
+		v.Attested = f.Credential.Attested
+	}
 	if !f.LastUsedAt.IsZero() {
 		t := f.LastUsedAt.UTC()
 		v.LastUsedAt = &t

@@ -37,7 +37,26 @@ type Policy struct {
 	// same way; the owner is told either way (security events) and a
 	// password change ends every other session.
 	UndoWindow time.Duration
+	// AAL3 says which WebAuthn credentials count as hardware keys (hwk),
+	// the only thing that reaches the top level: AAL3Claimed (the zero
+	// value) or AAL3Attested.
+	AAL3 AAL3Mode
 }
+
+// AAL3Mode is what the policy believes of a WebAuthn credential that says
+// it is device-bound (BE=0).
+type AAL3Mode int
+
+const (
+	// AAL3Claimed believes it: a credential with BE=0 is a hardware key
+	// (hwk), whatever made it. The authenticator's claim is unverified.
+	AAL3Claimed AAL3Mode = iota
+	// AAL3Attested believes it only of a credential whose attestation was
+	// verified at registration against a trusted root for an allowed
+	// authenticator model (Credential.Attested); every other credential
+	// counts as a software key (swk) and reaches aal2 at best.
+	AAL3Attested
+)
 
 // DefaultPolicy uses the NIST SP 800-63B names.
 var DefaultPolicy = Policy{Levels: [3]string{"aal1", "aal2", "aal3"}, Fresh: 10 * time.Minute, UndoWindow: 24 * time.Hour}
@@ -95,17 +114,31 @@ func (p Policy) Assess(methods ...string) Assurance {
 	return Assurance{ACR: p.Levels[0], AMR: amr}
 }
 
-// Methods are what one WebAuthn assertion proved: the key (hwk when
-// device-bound, swk when backup-eligible) and, with UV, "user".
-func (a Assertion) Methods() []string {
-	m := []string{AMRHardware}
-	if a.BackupEligible {
-		m[0] = AMRSoftware
-	}
+// WebAuthnMethods are what one WebAuthn assertion proved: the key — hwk
+// when it is device-bound (BE=0 in this assertion) and, in AAL3Attested
+// mode, its attestation was verified at registration; swk otherwise — and,
+// with UV, "user".
+func (p Policy) WebAuthnMethods(a Assertion) []string {
+	m := []string{p.held(a.BackupEligible, a.Attested)}
 	if a.UserVerified {
 		m = append(m, AMRUser)
 	}
 	return m
+}
+
+// held names the key a credential is: hwk or swk.
+func (p Policy) held(backupEligible, attested bool) string {
+	if backupEligible || (p.AAL3 == AAL3Attested && !attested) {
+		return AMRSoftware
+	}
+	return AMRHardware
+}
+
+// ReachesTop reports whether credential c can reach the top level at all
+// (a hardware key under the policy): step-ups to that level offer only
+// such credentials.
+func (p Policy) ReachesTop(c *Credential) bool {
+	return c != nil && p.held(c.BackupEligible, c.Attested) == AMRHardware
 }
 
 // PasswordOnly is a password alone: aal1, pwd.
@@ -119,12 +152,12 @@ func (p Policy) PasswordRecovery() Assurance { return p.Assess(AMRPassword, AMRR
 
 // PasswordWebAuthn is a password and a WebAuthn assertion.
 func (p Policy) PasswordWebAuthn(a Assertion) Assurance {
-	return p.Assess(append([]string{AMRPassword}, a.Methods()...)...)
+	return p.Assess(append([]string{AMRPassword}, p.WebAuthnMethods(a)...)...)
 }
 
 // Passkey is a passkey alone (with user verification: the caller requires
 // it). (Kratos caps this at aal1.)
-func (p Policy) Passkey(a Assertion) Assurance { return p.Assess(a.Methods()...) }
+func (p Policy) Passkey(a Assertion) Assurance { return p.Assess(p.WebAuthnMethods(a)...) }
 
 // Offered lists the kinds of u's factors that, answered on top of the
 // methods in have (what still counts from this sign-in: the password just
@@ -142,7 +175,7 @@ func (p Policy) Offered(u *User, acr string, have []string) []string {
 		out = append(out, string(KindTOTP))
 	}
 	for _, f := range u.Confirmed(KindWebAuthn) {
-		if c := f.Credential; c != nil && !c.Flagged && reaches(credentialMethods(c)...) {
+		if c := f.Credential; c != nil && !c.Flagged && reaches(p.credentialMethods(c)...) {
 			out = append(out, string(KindWebAuthn))
 			break
 		}
@@ -169,15 +202,15 @@ func (p Policy) CanReach(kind string, have []string, acr string) bool {
 }
 
 // credentialMethods is the best a stored credential can prove.
-func credentialMethods(c *Credential) []string {
-	return Assertion{BackupEligible: c.BackupEligible, UserVerified: c.UVInitialized}.Methods()
+func (p Policy) credentialMethods(c *Credential) []string {
+	return p.WebAuthnMethods(Assertion{BackupEligible: c.BackupEligible, UserVerified: c.UVInitialized, Attested: c.Attested})
 }
 
 // FactorLevel is the level a factor provides together with a password:
-// aal3 for a device-bound key, aal2 for anything else.
+// aal3 for a hardware key (see AAL3Mode), aal2 for anything else.
 func (p Policy) FactorLevel(f *Factor) string {
 	if f.Kind == KindWebAuthn && f.Credential != nil {
-		return p.Assess(append([]string{AMRPassword}, credentialMethods(f.Credential)...)...).ACR
+		return p.Assess(append([]string{AMRPassword}, p.credentialMethods(f.Credential)...)...).ACR
 	}
 	return p.Levels[1]
 }
@@ -270,10 +303,8 @@ func (p Policy) AfterRemoval(amr []string, u *User) Assurance {
 		switch {
 		case f.Kind == KindTOTP:
 			have[AMROTP] = true
-		case f.Credential != nil && f.Credential.BackupEligible:
-			have[AMRSoftware] = true
 		case f.Credential != nil:
-			have[AMRHardware] = true
+			have[p.held(f.Credential.BackupEligible, f.Credential.Attested)] = true
 		}
 	}
 	if len(u.RecoveryCodes) > 0 {

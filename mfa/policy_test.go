@@ -319,3 +319,46 @@ func TestCounted(t *testing.T) {
 		t.Errorf("max_age 0: %v", got)
 	}
 }
+
+// TestPolicyAAL3Attested: in AAL3Attested mode only a device-bound
+// credential whose attestation was trusted at registration is a hardware
+// key; the same credential unattested is a software key at aal2, whatever
+// it claims now. Claimed mode (the default) trusts BE=0 alone.
+func TestPolicyAAL3Attested(t *testing.T) {
+	attested := mfa.DefaultPolicy
+	attested.AAL3 = mfa.AAL3Attested
+	tests := []struct {
+		name   string
+		policy mfa.Policy
+		a      mfa.Assertion
+		acr    string
+		amr    []string
+	}{
+		{"ClaimedBoundUnattested", mfa.DefaultPolicy, mfa.Assertion{UserVerified: true}, "aal3", []string{"pwd", "hwk", "user", "mfa"}},
+		{"AttestedBoundAttested", attested, mfa.Assertion{UserVerified: true, Attested: true}, "aal3", []string{"pwd", "hwk", "user", "mfa"}},
+		{"AttestedBoundUnattested", attested, mfa.Assertion{UserVerified: true}, "aal2", []string{"pwd", "swk", "user", "mfa"}},
+		{"AttestedSyncedAttested", attested, mfa.Assertion{UserVerified: true, BackupEligible: true, Attested: true}, "aal2", []string{"pwd", "swk", "user", "mfa"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.policy.PasswordWebAuthn(tt.a)
+			if got.ACR != tt.acr || !slices.Equal(got.AMR, tt.amr) {
+				t.Errorf("PasswordWebAuthn(%+v): got %s %v, want %s %v", tt.a, got.ACR, got.AMR, tt.acr, tt.amr)
+			}
+			c := &mfa.Credential{ID: []byte("k"), BackupEligible: tt.a.BackupEligible, UVInitialized: true, Attested: tt.a.Attested}
+			f := &mfa.Factor{ID: "k", Kind: mfa.KindWebAuthn, Confirmed: true, Credential: c}
+			top := tt.acr == "aal3"
+			if tt.policy.ReachesTop(c) != top || (tt.policy.FactorLevel(f) == "aal3") != top {
+				t.Errorf("ReachesTop %v, FactorLevel %s; want top level %v", tt.policy.ReachesTop(c), tt.policy.FactorLevel(f), top)
+			}
+			offered := tt.policy.Offered(&mfa.User{Factors: []mfa.Factor{*f}}, "aal3", []string{"pwd"})
+			if (len(offered) > 0) != top {
+				t.Errorf("Offered(aal3) = %v, want a key only if it reaches aal3", offered)
+			}
+			after := tt.policy.AfterRemoval([]string{"pwd", "hwk", "user", "mfa"}, &mfa.User{Factors: []mfa.Factor{*f}})
+			if (after.ACR == "aal3") != top {
+				t.Errorf("AfterRemoval keeps %s %v with only this key left", after.ACR, after.AMR)
+			}
+		})
+	}
+}

@@ -35,6 +35,11 @@ type Credential struct {
 	// Flagged is set when the signature counter went backwards (a cloned
 	// authenticator, §6.1.1); a flagged credential is refused until removed.
 	Flagged bool
+	// Attested is decided once, at registration: the attestation statement
+	// verified, its certificate chain led to a trusted root for its AAGUID,
+	// and that AAGUID is allowed (see AttestationTrust). Only then does
+	// Policy in AAL3Attested mode count the credential as a hardware key.
+	Attested bool
 }
 
 // Ceremony kinds.
@@ -75,6 +80,9 @@ type CeremonyStore interface {
 type Assertion struct {
 	UserVerified   bool // UV
 	BackupEligible bool // BE: a synced or syncable credential
+	// Attested is the credential's recorded registration verdict
+	// (Credential.Attested), never anything the client sends now.
+	Attested bool
 }
 
 // WebAuthn runs registration and authentication ceremonies (W3C WebAuthn
@@ -97,8 +105,11 @@ type WebAuthn struct {
 	// ceremonies; passkey sign-in always requires it.
 	UserVerification protocol.UserVerificationRequirement
 	Attestation      protocol.ConveyancePreference
-	TTL              time.Duration // ceremony lifetime, ≤ 5 min
-	Now              func() time.Time
+	// Trust decides at registration whether a credential's attestation
+	// is trusted (Credential.Attested); nil trusts none.
+	Trust *AttestationTrust
+	TTL   time.Duration // ceremony lifetime, ≤ 5 min
+	Now   func() time.Time
 }
 
 // Ceremony failures; the api answers all of them alike.
@@ -114,14 +125,14 @@ type webUser struct {
 	creds []webauthn.Credential
 }
 
-func newWebUser(u *User) *webUser { return newWebUserBound(u, false) }
+func newWebUser(u *User) *webUser { return newWebUserOnly(u, nil) }
 
-// newWebUserBound offers only device-bound credentials (BE=0) when
-// deviceBound is set: the ones that can reach aal3.
-func newWebUserBound(u *User, deviceBound bool) *webUser {
+// newWebUserOnly offers only the credentials only accepts, when it is not
+// nil (a step-up to aal3 offers the ones that can reach it).
+func newWebUserOnly(u *User, only func(*Credential) bool) *webUser {
 	w := &webUser{u: u}
 	for _, f := range u.Confirmed(KindWebAuthn) {
-		if f.Credential != nil && !f.Credential.Flagged && (!deviceBound || !f.Credential.BackupEligible) {
+		if f.Credential != nil && !f.Credential.Flagged && (only == nil || only(f.Credential)) {
 			w.creds = append(w.creds, toLib(f.Credential))
 		}
 	}
@@ -220,22 +231,28 @@ func (w *WebAuthn) FinishRegistration(ctx context.Context, u *User, binding stri
 	if flags := parsed.Response.AttestationObject.AuthData.Flags; !flags.HasBackupEligible() && flags.HasBackupState() {
 		return nil, fmt.Errorf("%w: BS set without BE", ErrCeremony)
 	}
+	c := fromLib(cred)
+	// §7.1, "assess the attestation trustworthiness": once, now,
+	// from the statement just verified; the verdict is stored with the
+	// credential.
+	c.Attested = w.Trust.Attests(cred, w.RP.Config.Attestation, w.RP.Config.Signature)
 	if err := w.Ceremonies.ClaimCredential(ctx, cred.ID, u.ID); err != nil {
 		if errors.Is(err, ErrUsed) {
 			return nil, ErrCredTaken
 		}
 		return nil, err
 	}
-	return fromLib(cred), nil
+	return c, nil
 }
 
 // BeginLogin starts a second-factor assertion for u (§7.2), listing u's
-// usable credentials — only device-bound ones when deviceBound is set (a
-// step-up to aal3) — bound to the mfa_token id. With requireUV the
-// ceremony requires user verification whatever the configuration says (the
-// key is then the only factor of this authentication).
-func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string, deviceBound, requireUV bool) (*protocol.CredentialAssertion, error) {
-	wu := newWebUserBound(u, deviceBound)
+// usable credentials — only those only accepts when it is not nil (a
+// step-up to aal3: Policy.ReachesTop) — bound to the mfa_token id. With
+// requireUV the ceremony requires user verification whatever the
+// configuration says (the key is then the only factor of this
+// authentication).
+func (w *WebAuthn) BeginLogin(ctx context.Context, u *User, binding string, only func(*Credential) bool, requireUV bool) (*protocol.CredentialAssertion, error) {
+	wu := newWebUserOnly(u, only)
 	if len(wu.creds) == 0 {
 		return nil, ErrNotEnrolled
 	}
@@ -461,7 +478,8 @@ func (w *WebAuthn) accept(ctx context.Context, u *User, cred *webauthn.Credentia
 	f.Credential.SignCount = cred.Authenticator.SignCount
 	f.Credential.BackupState = flags.HasBackupState()
 	f.LastUsedAt = now
-	return f, Assertion{UserVerified: flags.HasUserVerified(), BackupEligible: flags.HasBackupEligible()}, nil
+	return f, Assertion{UserVerified: flags.HasUserVerified(), BackupEligible: flags.HasBackupEligible(),
+		Attested: f.Credential.Attested}, nil
 }
 
 // CredentialKey is the base64url form of a credential id.

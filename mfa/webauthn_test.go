@@ -228,7 +228,7 @@ func (e *waEnv) enroll(t *testing.T, u *mfa.User, k *waKey) (*mfa.User, *mfa.Fac
 // beginLogin starts a second-factor ceremony for u bound to jti.
 func (e *waEnv) beginLogin(t *testing.T, u *mfa.User, jti string) *virtualwebauthn.AssertionOptions {
 	t.Helper()
-	a, err := e.wa.BeginLogin(context.Background(), u, jti, false, false)
+	a, err := e.wa.BeginLogin(context.Background(), u, jti, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +583,7 @@ func TestWebAuthnSecondFactor(t *testing.T) {
 		synced, bound := waPasskey(t, u, true), waPasskey(t, u, false)
 		u, _ = e.enroll(t, u, synced)
 		u, fb := e.enroll(t, u, bound)
-		a, err := e.wa.BeginLogin(context.Background(), u, "jti-1", true, false)
+		a, err := e.wa.BeginLogin(context.Background(), u, "jti-1", mfa.DefaultPolicy.ReachesTop, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -600,7 +600,7 @@ func TestWebAuthnSecondFactor(t *testing.T) {
 
 		only := e.newUser(t)
 		only, _ = e.enroll(t, only, waPasskey(t, only, true))
-		_, err = e.wa.BeginLogin(context.Background(), only, "jti-2", true, false)
+		_, err = e.wa.BeginLogin(context.Background(), only, "jti-2", mfa.DefaultPolicy.ReachesTop, false)
 		waWantErr(t, err, mfa.ErrNotEnrolled)
 
 		f, a2, err := e.wa.FinishLogin(context.Background(), u, "jti-3", bound.assert(waRP, e.beginLogin(t, u, "jti-3")))
@@ -706,7 +706,7 @@ func TestWebAuthnSignCounter(t *testing.T) {
 			t.Fatal("credential not flagged")
 		}
 		// Its only credential flagged, the user has nothing to answer with.
-		_, err = e.wa.BeginLogin(context.Background(), u, "jti-2", false, false)
+		_, err = e.wa.BeginLogin(context.Background(), u, "jti-2", nil, false)
 		waWantErr(t, err, mfa.ErrNotEnrolled)
 
 		u, _ = e.enroll(t, u, good)

@@ -64,6 +64,7 @@ type credDoc struct {
 	UVInitialized     bool     `bson:"uv_initialized"`
 	Attachment        string   `bson:"attachment,omitempty"`
 	Flagged           bool     `bson:"flagged"`
+	Attested          bool     `bson:"attested,omitempty"`
 }
 
 func (db *DB) users() *mongo.Collection { return db.db.Collection(colUsers) }
@@ -417,7 +418,7 @@ func (db *DB) factorToDoc(userID string, f *mfa.Factor) (*factorDoc, error) {
 		fd.Credential = &credDoc{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
 			AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: int64(c.SignCount),
 			BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
-			Attachment: c.Attachment, Flagged: c.Flagged}
+			Attachment: c.Attachment, Flagged: c.Flagged, Attested: c.Attested}
 	}
 	return fd, nil
 }
@@ -442,7 +443,7 @@ func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 			f.Credential = &mfa.Credential{ID: c.ID, PublicKey: c.PublicKey, AttestationType: c.AttestationType,
 				AttestationFormat: c.AttestationFormat, Transports: c.Transports, AAGUID: c.AAGUID, SignCount: uint32(c.SignCount),
 				BackupEligible: c.BackupEligible, BackupState: c.BackupState, UVInitialized: c.UVInitialized,
-				Attachment: c.Attachment, Flagged: c.Flagged}
+				Attachment: c.Attachment, Flagged: c.Flagged, Attested: c.Attested}
 		}
 		u.Factors = append(u.Factors, f)
 	}

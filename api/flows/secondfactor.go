@@ -94,9 +94,9 @@ func (a *App) VerifyRecovery(ctx context.Context, cl Client, pc tokens.PendingCl
 }
 
 // WebAuthnOptions starts a second-factor assertion bound to the mfa_token.
-// A step-up to the top level offers only device-bound keys; when nothing
-// known counts (no password in this flow), the key must verify its user to
-// be a second factor of its own.
+// A step-up to the top level offers only the keys that can reach it
+// (Policy.ReachesTop); when nothing known counts (no password in this
+// flow), the key must verify its user to be a second factor of its own.
 func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*protocol.CredentialAssertion, error) {
 	used, err := a.Pending.Consumed(ctx, pc.Record)
 	if errors.Is(err, mfa.ErrNotFound) {
@@ -115,9 +115,12 @@ func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*pr
 	if err != nil {
 		return nil, err
 	}
-	deviceBound := pc.ACR != "" && a.Policy.Level(pc.ACR) >= 2
+	var only func(*mfa.Credential) bool
+	if pc.ACR != "" && a.Policy.Level(pc.ACR) >= 2 {
+		only = a.Policy.ReachesTop
+	}
 	requireUV := !slices.Contains(pc.AMR, mfa.AMRPassword) && !slices.Contains(pc.AMR, mfa.AMRUser)
-	return a.WebAuthn.BeginLogin(ctx, u, pc.Record, deviceBound, requireUV)
+	return a.WebAuthn.BeginLogin(ctx, u, pc.Record, only, requireUV)
 }
 
 // VerifyWebAuthn is a WebAuthn assertion as the second factor; acr and amr
@@ -135,7 +138,7 @@ func (a *App) VerifyWebAuthn(ctx context.Context, cl Client, pc tokens.PendingCl
 		return nil, err
 	}
 	a.m.verified("webauthn", true)
-	return a.finish(ctx, cl, pc, u, nil, as.Methods()...)
+	return a.finish(ctx, cl, pc, u, nil, a.Policy.WebAuthnMethods(as)...)
 }
 
 // PasskeyOptions starts a usernameless passkey sign-in.

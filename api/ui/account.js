@@ -90,6 +90,11 @@ function renderFactors(list) {
     li.dataset.confirmed = String(f.confirmed);
     li.querySelector('.factor-name').textContent = f.name;
     li.querySelector('.factor-kind').textContent = kindText[f.kind] || f.kind;
+    // The model the key's AAGUID names, from the service's list (never a
+    // name the browser sent); absent for an unknown authenticator.
+    const model = li.querySelector('.factor-authenticator');
+    model.textContent = f.authenticator || '';
+    model.hidden = !f.authenticator;
     const meta = [`added ${formatTime(f.created_at)}`];
     if (f.last_used_at) meta.push(`last used ${formatTime(f.last_used_at)}`);
     if (!f.confirmed) meta.unshift('not confirmed yet');

@@ -61,6 +61,12 @@ func (a *App) Open(ctx context.Context) error {
 	}
 	c := a.Config
 	log := a.Logger
+	aal3, trust, conveyance, err := authenticatorPolicy(c, a.Now(), log)
+	if err != nil {
+		return err
+	}
+	policy := mfa.DefaultPolicy
+	policy.AAL3 = aal3
 	uri := c.MongoURI
 	if uri == "" {
 		if !store.EmbeddedAvailable {
@@ -144,12 +150,9 @@ func (a *App) Open(ctx context.Context) error {
 	wa := &mfa.WebAuthn{RP: rp, Ceremonies: db.Ceremonies(), Users: db,
 		PasskeyKey: deriveKey(c.MasterKey, "stepup passkey ceremonies v1"), PasskeyDone: db.FinishedPasskeys(),
 		UserVerification: protocol.UserVerificationRequirement(c.WebAuthnUV),
-		Attestation:      protocol.ConveyancePreference(c.Attestation), TTL: 5 * time.Minute, Now: a.Now}
+		Attestation:      protocol.ConveyancePreference(conveyance), Trust: trust, TTL: 5 * time.Minute, Now: a.Now}
 	if wa.UserVerification == "" {
 		wa.UserVerification = protocol.VerificationPreferred
-	}
-	if wa.Attestation == "" {
-		wa.Attestation = protocol.PreferNoAttestation
 	}
 
 	// Password failures back off per (name, client address); they never
@@ -174,7 +177,7 @@ func (a *App) Open(ctx context.Context) error {
 			Login:   loginBudget, // per (name, address): backoff only; the account's cap is on the user
 			Enroll:  budget(5, 10),
 		},
-		Policy:       mfa.DefaultPolicy,
+		Policy:       policy,
 		Sessions:     sessions,
 		Issuer:       issuer,
 		Verifier:     verifier,
@@ -193,7 +196,7 @@ func (a *App) Open(ctx context.Context) error {
 	}, api.Deps{
 		App:      a.flows,
 		Keys:     a.keys,
-		Policy:   mfa.DefaultPolicy,
+		Policy:   policy,
 		Ready:    db.Ping,
 		Logger:   log,
 		Registry: reg,

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Config is every setting, from the environment with flags mirroring it
@@ -45,6 +47,17 @@ type Config struct {
 	Introspectors map[string]string
 	WebAuthnUV    string // required, preferred or discouraged
 	Attestation   string // none, indirect, direct or enterprise
+	// AAL3 is claimed (a BE=0 credential is a hardware key) or attested
+	// (only a credential with trusted attestation is; see mfa.AAL3Mode).
+	AAL3 string
+	// MDSFile is a FIDO Metadata Service BLOB; MDSRoot the PEM file of its
+	// trust anchor (empty: the FIDO Alliance's).
+	MDSFile, MDSRoot string
+	// AttestationRoots is a PEM file of attestation roots for the AAGUIDs
+	// listed in AAGUIDs that the BLOB does not describe.
+	AttestationRoots string
+	// AAGUIDs are the authenticator models allowed to be attested.
+	AAGUIDs []uuid.UUID
 }
 
 // setting is one configuration variable and its flag.
@@ -69,7 +82,12 @@ var settings = []setting{
 	{"STEPUP_ACCESS_TTL", "access-ttl", "15m", "access token lifetime (1m–1h)"},
 	{"STEPUP_LOG_LEVEL", "log-level", "info", "debug, info, warn or error"},
 	{"STEPUP_WEBAUTHN_UV", "webauthn-uv", "preferred", "user verification asked of security keys at registration and as second factor: required, preferred or discouraged (passkey sign-in always requires it)"},
-	{"STEPUP_WEBAUTHN_ATTESTATION", "webauthn-attestation", "none", "attestation conveyance preference: none, indirect, direct or enterprise"},
+	{"STEPUP_WEBAUTHN_ATTESTATION", "webauthn-attestation", "", "attestation conveyance preference: none, indirect, direct or enterprise (default none, or direct when STEPUP_WEBAUTHN_AAL3=attested)"},
+	{"STEPUP_WEBAUTHN_AAL3", "webauthn-aal3", "claimed", "which WebAuthn credentials reach aal3: claimed (any device-bound one, BE=0) or attested (only device-bound ones with attestation trusted for an allowed model)"},
+	{"STEPUP_FIDO_MDS_FILE", "fido-mds-file", "", "FIDO Metadata Service BLOB (a JWT file) whose models' attestation roots and status are trusted in attested mode"},
+	{"STEPUP_FIDO_MDS_ROOT", "fido-mds-root", "", "PEM file of the certificate the MDS BLOB must chain to (default: the FIDO Alliance MDS root)"},
+	{"STEPUP_WEBAUTHN_AAGUIDS", "webauthn-aaguids", "", "comma-separated AAGUIDs allowed to reach aal3 in attested mode (default with an MDS BLOB: every model it describes)"},
+	{"STEPUP_WEBAUTHN_ATTESTATION_ROOTS", "webauthn-attestation-roots", "", "PEM file of attestation root certificates for the listed AAGUIDs that the MDS BLOB does not describe"},
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
@@ -233,11 +251,50 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		return c, errors.New("STEPUP_WEBAUTHN_UV: must be required, preferred or discouraged")
 	}
 	switch c.Attestation = get("STEPUP_WEBAUTHN_ATTESTATION"); c.Attestation {
-	case "none", "indirect", "direct", "enterprise":
+	case "", "none", "indirect", "direct", "enterprise":
 	default:
 		return c, errors.New("STEPUP_WEBAUTHN_ATTESTATION: must be none, indirect, direct or enterprise")
 	}
+	c.MDSFile, c.MDSRoot, c.AttestationRoots = get("STEPUP_FIDO_MDS_FILE"), get("STEPUP_FIDO_MDS_ROOT"), get("STEPUP_WEBAUTHN_ATTESTATION_ROOTS")
+	for _, s := range splitList(get("STEPUP_WEBAUTHN_AAGUIDS")) {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 || id == uuid.Nil {
+			return c, fmt.Errorf("STEPUP_WEBAUTHN_AAGUIDS: %q is not an AAGUID such as cb69481e-8ff7-4039-93ec-0a2729a154a8", s)
+		}
+		c.AAGUIDs = append(c.AAGUIDs, id)
+	}
+	c.AAL3 = get("STEPUP_WEBAUTHN_AAL3")
+	if err := checkAAL3(c); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkAAL3 checks the authenticator policy's settings fit together; the
+// files themselves are read and verified when the App opens.
+func checkAAL3(c Config) error {
+	trustSet := c.MDSFile != "" || c.MDSRoot != "" || c.AttestationRoots != "" || len(c.AAGUIDs) > 0
+	switch c.AAL3 {
+	case "", "claimed":
+		if trustSet {
+			return errors.New("STEPUP_WEBAUTHN_AAL3: the attestation trust settings (STEPUP_FIDO_MDS_FILE, STEPUP_FIDO_MDS_ROOT, STEPUP_WEBAUTHN_AAGUIDS, STEPUP_WEBAUTHN_ATTESTATION_ROOTS) need attested, not claimed")
+		}
+		return nil
+	case "attested":
+	default:
+		return errors.New("STEPUP_WEBAUTHN_AAL3: must be claimed or attested")
+	}
+	switch {
+	case c.Attestation == "none" || c.Attestation == "indirect":
+		return fmt.Errorf("STEPUP_WEBAUTHN_ATTESTATION: %s hides the attestation that STEPUP_WEBAUTHN_AAL3=attested needs; use direct or enterprise", c.Attestation)
+	case c.MDSRoot != "" && c.MDSFile == "":
+		return errors.New("STEPUP_FIDO_MDS_ROOT: needs STEPUP_FIDO_MDS_FILE")
+	case c.MDSFile == "" && len(c.AAGUIDs) == 0:
+		return errors.New("STEPUP_WEBAUTHN_AAL3: attested needs STEPUP_FIDO_MDS_FILE or STEPUP_WEBAUTHN_AAGUIDS (with STEPUP_WEBAUTHN_ATTESTATION_ROOTS)")
+	case c.MDSFile == "" && c.AttestationRoots == "":
+		return errors.New("STEPUP_WEBAUTHN_ATTESTATION_ROOTS: needed for STEPUP_WEBAUTHN_AAGUIDS without STEPUP_FIDO_MDS_FILE")
+	}
+	return nil
 }
 
 func parseIssuer(s string) (string, error) {

@@ -57,6 +57,8 @@ type appOptions struct {
 	TrustedProxies []string
 	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
 	AddrFailures   int // wrong passwords per hour per address at sign-in; 0: no limit
+	// Configure changes the configuration further before the App opens.
+	Configure func(*Config)
 }
 
 // testApp is one running App and a client for it.
@@ -109,6 +111,9 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,
+	}
+	if o.Configure != nil {
+		o.Configure(&app.Config)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -361,6 +366,10 @@ type (
 		QR         string     `json:"qr_png"`
 		// RecoveryCodes come once, with the user's first confirmed factor.
 		RecoveryCodes []string `json:"recovery_codes"`
+		// Authenticator is a WebAuthn factor's model, from its AAGUID;
+		// Attested says its attestation was trusted at registration.
+		Authenticator *string `json:"authenticator"`
+		Attested      bool    `json:"attested"`
 	}
 	meResult struct {
 		ID       string    `json:"id"`
