@@ -17,23 +17,23 @@ import (
 // Config is every setting, from the environment with flags mirroring it
 // (except secrets: environment or file only).
 type Config struct {
-	Addr           string
-	AdminAddr      string // operations listener (/metrics); empty: none
-	Issuer         string
-	MongoURI       string
-	Database       string // overrides the URI's database (tests)
-	DataDir        string
-	MasterKey      []byte
-	Audiences      []string
-	RPID           string
-	RPOrigins      []string
-	CORSOrigins    []string
-	SignupOpen     bool
-	SigningAlg     string
-	AccessTTL      time.Duration
-	LogLevel       string
-	SessionMax     time.Duration
-	SessionIdle    time.Duration
+	Addr        string
+	AdminAddr   string // operations listener (/metrics); empty: none
+	Issuer      string
+	MongoURI    string
+	Database    string // overrides the URI's database (tests)
+	DataDir     string
+	MasterKey   []byte
+	Audiences   []string
+	RPID        string
+	RPOrigins   []string
+	CORSOrigins []string
+	SignupOpen  bool
+	SigningAlg  string
+	AccessTTL   time.Duration
+	LogLevel    string
+	SessionMax  time.Duration
+	SessionIdle time.Duration
 	// EventRetention is how long a security event is kept, also after
 	// its account is deleted.
 	EventRetention time.Duration
