@@ -255,3 +255,21 @@ func TestAccountDeletionRace(t *testing.T) {
 	}
 	apps[1].post(t, "/v1/login", "", credentials{name, pw}).wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
 }
+
+// TestEventRetentionConfig: STEPUP_EVENT_RETENTION defaults to 90 days and
+// refuses what is not a duration from 1h to 87600h, in one line naming it.
+func TestEventRetentionConfig(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil || c.EventRetention != 90*24*time.Hour {
+		t.Fatalf("default: %v, %v; want 2160h", c.EventRetention, err)
+	}
+	if c, err := LoadConfig([]string{"-event-retention", "720h"}, env(nil)); err != nil || c.EventRetention != 720*time.Hour {
+		t.Fatalf("-event-retention 720h: %v, %v", c.EventRetention, err)
+	}
+	for _, v := range []string{"forever", "30m", "87601h", "-1h"} {
+		_, err := LoadConfig(nil, env(map[string]string{"STEPUP_EVENT_RETENTION": v}))
+		if err == nil || !strings.HasPrefix(err.Error(), "STEPUP_EVENT_RETENTION: ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want one line naming STEPUP_EVENT_RETENTION", v, err)
+		}
+	}
+}
