@@ -196,6 +196,8 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 	if _, err := a.Users.User(ctx, userID); err != nil {
 		_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
 		if errors.Is(err, mfa.ErrNotFound) {
+			// Nothing of a deleted account stays: the document goes too.
+			_ = a.Sessions.Store.DeleteUserSessions(context.WithoutCancel(ctx), userID)
 			return nil, gone
 		}
 		return nil, err
