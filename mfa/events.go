@@ -25,6 +25,10 @@ const (
 	EventPasswordChanged   = "password.changed"
 	EventAdminReset        = "account.reset"
 	EventAdminUnlock       = "account.unlocked"
+	// EventAccountDeleted is the last event of an account; its events are
+	// kept for the configured retention, under the account's random id
+	// only (no event holds a username).
+	EventAccountDeleted = "account.deleted"
 )
 
 // Event is one security-relevant thing that happened to an account. It

@@ -137,4 +137,8 @@ type UserStore interface {
 	FlagCredential(ctx context.Context, id, factorID string) error
 	// SetRecoveryCodes replaces the recovery-code hashes.
 	SetRecoveryCodes(ctx context.Context, id string, hashes []string) error
+	// DeleteUser deletes the user with its factors and recovery codes, and
+	// returns the user as it was deleted; its username is free again at
+	// once. ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, id string) (*User, error)
 }

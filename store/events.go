@@ -12,8 +12,9 @@ import (
 	"github.com/stepup-auth/stepup/mfa"
 )
 
-// eventRetention is how long security events are kept.
-const eventRetention = 90 * 24 * time.Hour
+// DefaultEventRetention is how long security events are kept unless
+// Config.EventRetention says otherwise.
+const DefaultEventRetention = 90 * 24 * time.Hour
 
 type eventDoc struct {
 	ID        string    `bson:"_id"`
@@ -33,13 +34,15 @@ type Events struct{ db *DB }
 // Events returns the security event store.
 func (db *DB) Events() *Events { return &Events{db: db} }
 
-// AddEvents inserts events in one round trip; each expires after 90 days.
+// AddEvents inserts events in one round trip; each expires after the
+// configured retention (Config.EventRetention), also when its account is
+// deleted: an event holds the account's random id, never its username.
 // Inserting an event twice (a retry after a lost answer) is not an error.
 func (ev *Events) AddEvents(ctx context.Context, es []mfa.Event) error {
 	docs := make([]any, len(es))
 	for i, e := range es {
 		docs[i] = eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID, Type: e.Type, Detail: e.Detail,
-			At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(eventRetention).UTC()}
+			At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, ExpiresAt: e.At.Add(ev.db.eventRetention).UTC()}
 	}
 	_, err := ev.db.db.Collection(colEvents).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 	if err != nil && !onlyDuplicates(err) {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -123,6 +124,11 @@ type Client struct {
 	UserAgent string
 }
 
+// device is what a session keeps of the client that signed it in.
+func (cl Client) device() tokens.Device {
+	return tokens.Device{UserAgent: cl.UserAgent, IP: cl.IP}
+}
+
 // Caller is a signed-in session presenting an access token.
 type Caller struct {
 	Claims  tokens.AccessClaims
@@ -182,10 +188,24 @@ func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
 	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh}, nil
 }
 
-// start begins a session for a finished authentication.
-func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
-	sess, refresh, err := a.Sessions.Start(ctx, userID, a.Now(), as.ACR, as.AMR)
+// start begins a session for a finished authentication. The user was read
+// before the factor was checked (a password hash takes tens of
+// milliseconds): if the account was deleted meanwhile, the deletion may
+// have swept the sessions before this one was inserted, so the user is read
+// again after the insert and the session ended if it is gone — gone is
+// then the answer (what a wrong credential answers).
+func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance, gone error) (*Tokens, error) {
+	sess, refresh, err := a.Sessions.StartOn(ctx, cl.device(), userID, a.Now(), as.ACR, as.AMR)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := a.Users.User(ctx, userID); err != nil {
+		_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
+		if errors.Is(err, mfa.ErrNotFound) {
+			// Nothing of a deleted account stays: the document goes too.
+			_ = a.Sessions.Store.DeleteUserSessions(context.WithoutCancel(ctx), userID)
+			return nil, gone
+		}
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))

@@ -155,7 +155,7 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 		return nil, err
 	}
 	a.m.verified("passkey", true)
-	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as))
+	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as), mfa.ErrCeremony)
 }
 
 // spendAttempt counts an attempt on the mfa_token's budget (a spent or
@@ -231,7 +231,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		lostErr error
 	)
 	if pc.Session == "" {
-		wg.Go(func() { sess, refresh, lostErr = a.Sessions.Start(ctx, u.ID, now, as.ACR, as.AMR) })
+		wg.Go(func() { sess, refresh, lostErr = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR) })
 	}
 	consumeErr := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()

@@ -162,7 +162,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 				a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
 			}
 		})
-		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly())
+		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly(), mfa.ErrBadCredentials)
 		if err != nil {
 			return nil, err
 		}
