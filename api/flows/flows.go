@@ -14,6 +14,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ type Budgets struct {
 	Account *mfa.Budget // per account, second factors: gates for UserStore.SpendAttempt
 	Login   *mfa.Budget // per username, passwords
 	Enroll  *mfa.Budget // per TOTP enrollment being confirmed
+	Admin   *mfa.Budget // per client address, admin API authentication
 }
 
 // Deps is what an App is built from.
@@ -66,6 +68,8 @@ type Deps struct {
 	// budget document per (endpoint, address, minute) in the store, so all
 	// instances share it.
 	AnonRate int
+	// AdminClients may call the admin API (AdminLogin).
+	AdminClients []AdminClient
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // counters are registered here when set
@@ -182,8 +186,35 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 	if err != nil {
 		return nil, err
 	}
+	if err := a.admitted(ctx, sess, mfa.ErrBadCredentials); err != nil {
+		return nil, err
+	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
 	return a.issue(sess, refresh)
+}
+
+// admitted checks, after a new session was created, that its user still
+// exists and is not disabled; otherwise it ends the session and returns
+// ErrAccountDisabled, or gone for a user removed meanwhile. Read after the
+// session exists, the user cannot have been disabled unseen: DisableUser
+// sets the flag before it ends the user's sessions, so a session created
+// before the flag was set is ended by it, and one created after sees it.
+// It costs one read per sign-in, none per request.
+func (a *App) admitted(ctx context.Context, sess *tokens.Session, gone error) error {
+	u, err := a.Users.User(ctx, sess.UserID)
+	switch {
+	case errors.Is(err, mfa.ErrNotFound):
+		err = gone
+	case err != nil:
+	case u.Disabled:
+		err = ErrAccountDisabled
+	default:
+		return nil
+	}
+	if rerr := a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID); rerr != nil {
+		a.Logger.Warn("session of a disabled or removed user not ended", "err", rerr)
+	}
+	return err
 }
 
 func describe(as mfa.Assurance) string {

@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stepup-auth/stepup/api/flows"
 )
 
 // Config is every setting, from the environment with flags mirroring it
@@ -40,6 +43,9 @@ type Config struct {
 	AnonRate int
 	// Introspectors are the RFC 7662 clients: id → secret.
 	Introspectors map[string]string
+	// AdminClients may call the admin API; only their secrets' hashes are
+	// kept.
+	AdminClients []flows.AdminClient
 	WebAuthnUV    string // required, preferred or discouraged
 	Attestation   string // none, indirect, direct or enterprise
 }
@@ -70,6 +76,7 @@ var settings = []setting{
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
+	{"STEPUP_ADMIN_CLIENTS", "admin-clients", "", "refused: the admin clients' secrets are secrets, set $STEPUP_ADMIN_CLIENTS"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
@@ -79,6 +86,7 @@ var settings = []setting{
 var secretFlags = map[string]string{
 	"STEPUP_MASTER_KEY":            "the master key is a secret: pass it in STEPUP_MASTER_KEY or STEPUP_MASTER_KEY_FILE, never as a flag (flags show in the process list)",
 	"STEPUP_INTROSPECTION_CLIENTS": "the introspection clients' secrets: pass them in STEPUP_INTROSPECTION_CLIENTS, never as a flag (flags show in the process list)",
+	"STEPUP_ADMIN_CLIENTS":         "the admin clients' secrets: pass them in STEPUP_ADMIN_CLIENTS, never as a flag (flags show in the process list)",
 }
 
 // LoadConfig reads the environment, then flags (which win), and validates.
@@ -220,6 +228,12 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 		c.Introspectors[id] = secret
 	}
+	if c.AdminClients, err = parseAdminClients(get("STEPUP_ADMIN_CLIENTS")); err != nil {
+		return c, fmt.Errorf("STEPUP_ADMIN_CLIENTS: %w", err)
+	}
+	if len(c.AdminClients) > 0 && c.AdminAddr == "" {
+		return c, errors.New("STEPUP_ADMIN_CLIENTS: the admin API is served on STEPUP_ADMIN_ADDR, which is off; set an address or remove the clients")
+	}
 	switch c.WebAuthnUV = get("STEPUP_WEBAUTHN_UV"); c.WebAuthnUV {
 	case "required", "preferred", "discouraged":
 	default:
@@ -231,6 +245,47 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		return c, errors.New("STEPUP_WEBAUTHN_ATTESTATION: must be none, indirect, direct or enterprise")
 	}
 	return c, nil
+}
+
+// minAdminSecret is the shortest admin client secret: 32 characters (say,
+// `head -c 24 /dev/urandom | base64`), so that it cannot be guessed and a
+// fast hash of it suffices.
+const minAdminSecret = 32
+
+// parseAdminClients reads comma-separated id:secret[:ro] entries. The id
+// is what comes before the first colon; a trailing :ro makes the client
+// read-only. Errors never quote an entry: it holds a secret.
+func parseAdminClients(s string) ([]flows.AdminClient, error) {
+	var out []flows.AdminClient
+	for i, entry := range splitList(s) {
+		id, secret, ok := strings.Cut(entry, ":")
+		ro := false
+		if rest, found := strings.CutSuffix(secret, ":ro"); found {
+			secret, ro = rest, true
+		}
+		switch {
+		case !ok || id == "":
+			return nil, fmt.Errorf("entry %d: must be id:secret or id:secret:ro", i+1)
+		case len(secret) < minAdminSecret:
+			return nil, fmt.Errorf("entry %d (client %q): the secret must be at least %d characters, such as the output of: head -c 24 /dev/urandom | base64", i+1, id, minAdminSecret)
+		case !printableASCII(id):
+			return nil, fmt.Errorf("entry %d: the id must be printable ASCII without spaces", i+1)
+		}
+		if slices.ContainsFunc(out, func(c flows.AdminClient) bool { return c.ID == id }) {
+			return nil, fmt.Errorf("client %q is listed twice", id)
+		}
+		out = append(out, flows.AdminClient{ID: id, SecretHash: flows.HashAdminSecret(secret), ReadOnly: ro})
+	}
+	return out, nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func parseIssuer(s string) (string, error) {
