@@ -46,8 +46,8 @@ type Config struct {
 	// AdminClients may call the admin API; only their secrets' hashes are
 	// kept.
 	AdminClients []flows.AdminClient
-	WebAuthnUV    string // required, preferred or discouraged
-	Attestation   string // none, indirect, direct or enterprise
+	WebAuthnUV   string // required, preferred or discouraged
+	Attestation  string // none, indirect, direct or enterprise
 }
 
 // setting is one configuration variable and its flag.
