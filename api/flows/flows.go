@@ -186,7 +186,7 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 	if err != nil {
 		return nil, err
 	}
-	if err := a.admitted(ctx, sess, mfa.ErrBadCredentials); err != nil {
+	if err := a.admitted(ctx, cl, sess, mfa.ErrBadCredentials); err != nil {
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
@@ -195,12 +195,14 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 
 // admitted checks, after a new session was created, that its user still
 // exists and is not disabled; otherwise it ends the session and returns
-// ErrAccountDisabled, or gone for a user removed meanwhile. Read after the
+// ErrAccountDisabled, or gone for a user removed meanwhile. Every path
+// that creates a session passes here (a password alone, a second factor
+// after a pending mfa_token, a passkey). Read after the
 // session exists, the user cannot have been disabled unseen: DisableUser
 // sets the flag before it ends the user's sessions, so a session created
 // before the flag was set is ended by it, and one created after sees it.
 // It costs one read per sign-in, none per request.
-func (a *App) admitted(ctx context.Context, sess *tokens.Session, gone error) error {
+func (a *App) admitted(ctx context.Context, cl Client, sess *tokens.Session, gone error) error {
 	u, err := a.Users.User(ctx, sess.UserID)
 	switch {
 	case errors.Is(err, mfa.ErrNotFound):
@@ -208,6 +210,7 @@ func (a *App) admitted(ctx context.Context, sess *tokens.Session, gone error) er
 	case err != nil:
 	case u.Disabled:
 		err = ErrAccountDisabled
+		a.event(cl, u.ID, sess.ID, mfa.EventLoginFailure, "account disabled")
 	default:
 		return nil
 	}

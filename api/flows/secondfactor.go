@@ -149,10 +149,6 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 		return nil, err
 	}
 	a.m.verified("passkey", true)
-	if u.Disabled {
-		a.event(cl, u.ID, "", mfa.EventLoginFailure, "passkey: account disabled")
-		return nil, ErrAccountDisabled
-	}
 	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as))
 }
 
@@ -179,9 +175,6 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 	}
 	if err != nil {
 		return nil, err
-	}
-	if u.Disabled {
-		return nil, ErrAccountDisabled
 	}
 	if !ok {
 		// The account's backoff refused the guess before it was evaluated:
@@ -247,7 +240,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		if lostErr != nil {
 			return nil, lostErr
 		}
-		if err := a.admitted(ctx, sess, ErrPendingUser); err != nil {
+		if err := a.admitted(ctx, cl, sess, ErrPendingUser); err != nil {
 			return nil, err
 		}
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))

@@ -56,6 +56,9 @@ type appOptions struct {
 	// through X-Forwarded-For.
 	TrustedProxies []string
 	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
+	// AdminClients, as STEPUP_ADMIN_CLIENTS, turns on the admin listener
+	// on 127.0.0.1:0 with those clients.
+	AdminClients string
 }
 
 // testApp is one running App and a client for it.
@@ -107,6 +110,13 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,
+	}
+	if o.AdminClients != "" {
+		clients, err := parseAdminClients(o.AdminClients)
+		if err != nil {
+			tb.Fatalf("admin clients: %v", err)
+		}
+		app.Config.AdminAddr, app.Config.AdminClients = "127.0.0.1:0", clients
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
