@@ -22,7 +22,7 @@ import (
 // The admin API, end to end: real instances on the real store, HTTP only.
 
 const (
-	opsSecret     = "ops-secret-0123456789abcdefghijklmnop"     // ≥ 32 characters
+	opsSecret     = "ops-secret-0123456789abcdefghijklmnop"   // ≥ 32 characters
 	auditorSecret = "auditor-secret-0123456789abcdefghijklmn" // read-only client
 	testAdmins    = "ops:" + opsSecret + ",auditor:" + auditorSecret + ":ro"
 )
