@@ -70,16 +70,3 @@ func (s *Server) changePassword(c *gin.Context) {
 	}
 	c.Status(http.StatusNoContent)
 }
-
-// logout is POST /v1/logout: it ends the caller's session — its refresh
-// family and every access token carrying its sid, on every instance at once.
-func (s *Server) logout(c *gin.Context) {
-	if err := s.App.Logout(c.Request.Context(), caller(c)); err != nil {
-		fail(c, err)
-		return
-	}
-	if _, err := c.Request.Cookie(refreshCookie); err == nil {
-		s.clearRefreshCookie(c)
-	}
-	c.Status(http.StatusNoContent)
-}

@@ -147,6 +147,7 @@ var errorTable = []errorEntry{
 		"this is the last second factor: removing it leaves only the password; repeat with ?last=true to remove it", noChallenge},
 	{mfa.ErrNotEnrolled, 404, CodeNotFound, "no such resource", noChallenge},
 	{mfa.ErrNotFound, 404, CodeNotFound, "no such resource", noChallenge},
+	{flows.ErrNoSession, 404, CodeNotFound, "no such session", noChallenge},
 	// Refresh.
 	{tokens.ErrRefreshUnknown, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},
 	{tokens.ErrRefreshReused, 400, CodeInvalidGrant, "the refresh token is invalid, expired or revoked", noChallenge},

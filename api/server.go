@@ -112,6 +112,9 @@ func NewServer(cfg Config, d Deps) *Server {
 
 	me := v1.Group("/me", s.requireAccess)
 	me.GET("", s.me)
+	me.DELETE("", s.deleteMe)
+	me.GET("/sessions", s.mySessions)
+	me.DELETE("/sessions/:id", s.endMySession)
 	me.GET("/factors", s.listFactors)
 	me.GET("/factors/:id", s.getFactor)
 	me.POST("/factors/totp", s.enrollTOTP)

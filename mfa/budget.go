@@ -40,6 +40,9 @@ type BudgetStore interface {
 	// ForgivePrefix sets the failure count of every scope that begins with
 	// prefix to zero (an operator's unlock of all of a name's scopes).
 	ForgivePrefix(ctx context.Context, prefix string) error
+	// DropPrefix deletes every scope that begins with prefix (a deleted
+	// account's name leaves nothing behind).
+	DropPrefix(ctx context.Context, prefix string) error
 }
 
 // PendingStore holds, per mfa_pending token, its attempt budget and its
@@ -108,6 +111,11 @@ func (b *Budget) Refund(ctx context.Context, a Attempt) error {
 // ResetPrefix forgives the failures of every scope beginning with prefix.
 func (b *Budget) ResetPrefix(ctx context.Context, prefix string) error {
 	return b.Store.ForgivePrefix(ctx, prefix)
+}
+
+// DropPrefix forgets every scope beginning with prefix.
+func (b *Budget) DropPrefix(ctx context.Context, prefix string) error {
+	return b.Store.DropPrefix(ctx, prefix)
 }
 
 // Reset forgives a scope's failures (an administrator's unlock).

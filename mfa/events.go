@@ -28,6 +28,10 @@ const (
 	EventAdminCreated      = "account.created"
 	EventAdminDisabled     = "account.disabled"
 	EventAdminEnabled      = "account.enabled"
+	// EventAccountDeleted is the last event of an account; its events are
+	// kept for the configured retention, under the account's random id
+	// only (no event holds a username).
+	EventAccountDeleted = "account.deleted"
 )
 
 // Event is one security-relevant thing that happened to an account. It

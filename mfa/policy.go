@@ -187,11 +187,14 @@ type Change int
 
 // The changes the policy rules on.
 const (
-	ChangeEnroll        Change = iota // start or confirm an enrollment
-	ChangeRename                      // rename a factor
-	ChangeRemove                      // remove a factor
-	ChangeRecoveryCodes               // a new set of recovery codes
-	ChangePassword                    // a new password
+	ChangeEnroll         Change = iota // start or confirm an enrollment
+	ChangeRename                       // rename a factor
+	ChangeRemove                       // remove a factor
+	ChangeRecoveryCodes                // a new set of recovery codes
+	ChangePassword                     // a new password
+	ChangeEndSession                   // end another session of the user
+	ChangeEndAllSessions               // end every session, the asking one too
+	ChangeDeleteAccount                // delete the account
 )
 
 // Session is what the policy needs to know of the session asking.
@@ -221,7 +224,15 @@ type Requirement struct {
 //     creation, at any level — the owner undoing what a password thief
 //     added (not the session that added it: it needs the level);
 //   - new recovery codes: a fresh aal2;
-//   - a new password: a fresh aal2 once the user has a second factor.
+//   - a new password: a fresh aal2 once the user has a second factor;
+//   - ending another session of the user: a fresh aal2 once the user has a
+//     second factor, so a stolen password alone cannot sign the owner out
+//     of their devices (ending one's own session is a logout: any session);
+//   - ending every session, the asking one included: any session — it is
+//     the way out when a device is lost, and it leaves nobody signed in, so
+//     a thief gains nothing by it;
+//   - deleting the account: a fresh aal2 once the user has a second factor
+//     (the password is asked again as well; see flows).
 func (p Policy) Requires(u *User, ch Change, f *Factor, s Session, now time.Time) Requirement {
 	fresh := func(acr string) Requirement { return Requirement{ACR: acr, MaxAge: p.fresh()} }
 	hasFactor := len(u.Confirmed("")) > 0
@@ -243,11 +254,13 @@ func (p Policy) Requires(u *User, ch Change, f *Factor, s Session, now time.Time
 		return fresh(p.FactorLevel(f))
 	case ChangeRecoveryCodes:
 		return fresh(p.Levels[1])
-	case ChangePassword:
+	case ChangePassword, ChangeEndSession, ChangeDeleteAccount:
 		if !hasFactor {
 			return Requirement{}
 		}
 		return fresh(p.Levels[1])
+	case ChangeEndAllSessions:
+		return Requirement{}
 	}
 	return fresh(p.Levels[2])
 }

@@ -237,6 +237,11 @@ func TestPolicyRequires(t *testing.T) {
 		{"RecoveryCodesAAL2", with, mfa.ChangeRecoveryCodes, nil, young, "aal2"},
 		{"PasswordNoFactorAny", none, mfa.ChangePassword, nil, young, ""},
 		{"PasswordWithFactorAAL2", with, mfa.ChangePassword, nil, young, "aal2"},
+		{"EndSessionNoFactorAny", none, mfa.ChangeEndSession, nil, young, ""},
+		{"EndSessionWithFactorAAL2", with, mfa.ChangeEndSession, nil, young, "aal2"},
+		{"EndAllSessionsAny", with, mfa.ChangeEndAllSessions, nil, old, ""},
+		{"DeleteNoFactorAny", none, mfa.ChangeDeleteAccount, nil, young, ""},
+		{"DeleteWithFactorAAL2", with, mfa.ChangeDeleteAccount, nil, young, "aal2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -147,4 +147,8 @@ type UserStore interface {
 	// order: a keyset page on the unique username index, so paging while
 	// users are created never skips nor repeats a user.
 	ListUsers(ctx context.Context, prefix, after string, limit int) ([]*User, error)
+	// DeleteUser deletes the user with its factors and recovery codes, and
+	// returns the user as it was deleted; its username is free again at
+	// once. ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, id string) (*User, error)
 }

@@ -128,27 +128,28 @@ func (b *Budgets) Refund(ctx context.Context, scope string) error {
 // ForgivePrefix zeroes every scope whose _id begins with prefix: a range
 // read (no write lock held while it runs), then one update by _id.
 func (b *Budgets) ForgivePrefix(ctx context.Context, prefix string) error {
-	cur, err := b.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: prefix + "\uffff"}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return opError(err, "find budgets")
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return opError(err, "find budgets")
-	}
-	if len(docs) == 0 {
-		return nil
-	}
-	ids := make(bson.A, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
+	ids, err := b.idsWithPrefix(ctx, prefix)
+	if err != nil || len(ids) == 0 {
+		return err
 	}
 	if _, err := b.coll.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "fail", Value: 0}}}}); err != nil {
 		return opError(err, "forgive budgets")
+	}
+	return nil
+}
+
+// DropPrefix deletes every scope whose _id begins with prefix: a range
+// read (an index range on MongoDB; a scan on the embedded engine, which
+// does not push ranges down — it runs once per deleted account and holds
+// no write slot), then one delete by _id.
+func (b *Budgets) DropPrefix(ctx context.Context, prefix string) error {
+	ids, err := b.idsWithPrefix(ctx, prefix)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	if _, err := b.coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
+		return opError(err, "delete budgets")
 	}
 	return nil
 }
@@ -164,4 +165,25 @@ func (b *Budgets) Budget(ctx context.Context, scope string) (mfa.BudgetState, er
 		return mfa.BudgetState{}, opError(err, "read budget")
 	}
 	return mfa.BudgetState{Failures: doc.Fail, Last: doc.Last}, nil
+}
+
+// idsWithPrefix reads the _ids of the scopes beginning with prefix: a range
+// on _id.
+func (b *Budgets) idsWithPrefix(ctx context.Context, prefix string) (bson.A, error) {
+	cur, err := b.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: prefix + "\uffff"}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, opError(err, "find budgets")
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, opError(err, "find budgets")
+	}
+	ids := make(bson.A, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, nil
 }

@@ -140,6 +140,7 @@ func TestHotQueriesUseIndexes(t *testing.T) {
 			{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now}}}, {Key: "refresh", Value: "h"}}},
 		{"UserSessions", "sessions", bson.D{{Key: "user_id", Value: "u1"}, {Key: "_id", Value: bson.D{{Key: "$ne", Value: "x"}}},
 			{Key: "revoked_at", Value: live}}},
+		{"SessionsOfUser", "sessions", bson.D{{Key: "user_id", Value: "u1"}}}, // list, and delete with the account
 		{"Rotated", "rotations", bson.D{{Key: "_id", Value: "rotations1"}}},
 		{"TakeCeremony", "webauthn_ceremonies", bson.D{{Key: "_id", Value: "webauthn_ceremonies1"}, {Key: "kind", Value: "mfa"},
 			{Key: "user_id", Value: "u1"}, {Key: "binding", Value: "j"}, {Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now}}}}},

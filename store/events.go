@@ -12,8 +12,9 @@ import (
 	"github.com/stepup-auth/stepup/mfa"
 )
 
-// eventRetention is how long security events are kept.
-const eventRetention = 90 * 24 * time.Hour
+// DefaultEventRetention is how long security events are kept unless
+// Config.EventRetention says otherwise.
+const DefaultEventRetention = 90 * 24 * time.Hour
 
 type eventDoc struct {
 	ID        string    `bson:"_id"`
@@ -52,7 +53,9 @@ func (db *DB) Events() *Events { return &Events{db: db} }
 
 // AddEvents takes len(es) numbers of the feed's sequence (one atomic $inc
 // of a counter) and inserts the events with them in one more round trip;
-// each expires after 90 days. Inserting an event twice (a retry after a
+// each expires after the configured retention (Config.EventRetention), also
+// when its account is deleted: an event holds the account's random id,
+// never its username. Inserting an event twice (a retry after a
 // lost answer) is not an error: the copy already written keeps its number,
 // and the numbers this call took for it are never written (see Feed).
 func (ev *Events) AddEvents(ctx context.Context, es []mfa.Event) error {
@@ -68,7 +71,7 @@ func (ev *Events) AddEvents(ctx context.Context, es []mfa.Event) error {
 	docs := make([]any, len(es))
 	for i, e := range es {
 		docs[i] = eventDoc{ID: e.ID, UserID: e.UserID, SessionID: e.SessionID, Type: e.Type, Detail: e.Detail,
-			At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, Actor: e.Actor, ExpiresAt: e.At.Add(eventRetention).UTC(),
+			At: e.At.UTC(), IP: e.IP, UserAgent: e.UserAgent, Actor: e.Actor, ExpiresAt: e.At.Add(ev.db.eventRetention).UTC(),
 			Seq: first + int64(i), SeqAt: at}
 	}
 	_, err = ev.db.db.Collection(colEvents).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -25,6 +27,8 @@ type sessionDoc struct {
 	RefreshIssuedAt  time.Time    `bson:"refresh_iat"`
 	RefreshExpiresAt time.Time    `bson:"refresh_exp"`
 	Handover         *handoverDoc `bson:"handover,omitempty"`
+	UserAgent        string       `bson:"ua,omitempty"`
+	IP               string       `bson:"ip,omitempty"`
 }
 
 // handoverDoc is tokens.Handover: the sealed successor of the last rotation
@@ -58,7 +62,7 @@ func (s *Sessions) CreateSession(ctx context.Context, sess *tokens.Session) erro
 	_, err := s.coll().InsertOne(ctx, sessionDoc{ID: sess.ID, UserID: sess.UserID,
 		CreatedAt: sess.CreatedAt.UTC(), AuthTime: sess.AuthTime.UTC(), ACR: sess.ACR, AMR: sess.AMR,
 		ExpiresAt: sess.ExpiresAt.UTC(), RefreshHash: sess.RefreshHash, RefreshIssuedAt: sess.RefreshIssuedAt.UTC(),
-		RefreshExpiresAt: sess.RefreshExpiresAt.UTC()})
+		RefreshExpiresAt: sess.RefreshExpiresAt.UTC(), UserAgent: sess.Device.UserAgent, IP: sess.Device.IP})
 	if err != nil {
 		return opError(err, "insert session")
 	}
@@ -84,7 +88,8 @@ func (s *Sessions) Session(ctx context.Context, id string) (*tokens.Session, err
 func (d *sessionDoc) session() *tokens.Session {
 	sess := &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
 		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt, RefreshHash: d.RefreshHash,
-		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt}
+		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt,
+		Device: tokens.Device{UserAgent: d.UserAgent, IP: d.IP}}
 	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
 		sess.RefreshExpiresAt = sess.ExpiresAt
 	}
@@ -188,6 +193,41 @@ func (s *Sessions) RevokeUserSessions(ctx context.Context, userID, except string
 		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: at.UTC()}}}})
 	if err != nil {
 		return opError(err, "revoke user sessions")
+	}
+	return nil
+}
+
+// UserSessions returns the user's live sessions, oldest first: an indexed
+// equality on user_id; the few sessions of one user are filtered and
+// sorted here.
+func (s *Sessions) UserSessions(ctx context.Context, userID string, now time.Time) ([]*tokens.Session, error) {
+	cur, err := s.coll().Find(ctx, bson.D{{Key: "user_id", Value: userID}})
+	if err != nil {
+		return nil, opError(err, "find sessions of user %s", userID)
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, opError(err, "read sessions of user %s", userID)
+	}
+	out := make([]*tokens.Session, 0, len(docs))
+	for i := range docs {
+		if sess := docs[i].session(); sess.Live(now) {
+			out = append(out, sess)
+		}
+	}
+	slices.SortFunc(out, func(a, b *tokens.Session) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// DeleteUserSessions deletes every session document of a user.
+func (s *Sessions) DeleteUserSessions(ctx context.Context, userID string) error {
+	if _, err := s.coll().DeleteMany(ctx, bson.D{{Key: "user_id", Value: userID}}); err != nil {
+		return opError(err, "delete sessions of user %s", userID)
 	}
 	return nil
 }

@@ -56,6 +56,9 @@ type Config struct {
 	Logger    *slog.Logger
 	Monitor   *event.CommandMonitor // optional, counts round trips in tests and benchmarks
 	Now       func() time.Time
+	// EventRetention is how long a security event is kept (deleted after
+	// it by the TTL index or the sweeper); DefaultEventRetention when zero.
+	EventRetention time.Duration
 }
 
 // DB is an open database.
@@ -65,6 +68,8 @@ type DB struct {
 	seal   *sealer
 	log    *slog.Logger
 	now    func() time.Time
+
+	eventRetention time.Duration
 
 	// ttl is false when the server lacks TTL indexes (FerretDB); then
 	// Sweep deletes expired documents.
@@ -101,7 +106,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, opError(err, "connect")
 	}
-	db := &DB{client: client, db: client.Database(name), seal: seal, log: cfg.Logger, now: cfg.Now}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = DefaultEventRetention
+	}
+	db := &DB{client: client, db: client.Database(name), seal: seal, log: cfg.Logger, now: cfg.Now, eventRetention: cfg.EventRetention}
 	if err := db.Ping(ctx); err != nil {
 		_ = client.Disconnect(context.Background())
 		return nil, err

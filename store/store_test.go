@@ -409,3 +409,89 @@ func TestSweep(t *testing.T) {
 		t.Fatal("expired budget kept")
 	}
 }
+
+// TestEventRetention: an event is kept for Config.EventRetention, then
+// swept (on MongoDB the TTL index deletes it at the same expires_at).
+func TestEventRetention(t *testing.T) {
+	cfg := storetest.Config(t)
+	now := t0
+	cfg.Now = func() time.Time { return now }
+	cfg.EventRetention = 2 * time.Hour
+	db := storetest.Open(t, cfg)
+	ctx := context.Background()
+	if err := db.Events().AddEvents(ctx, []mfa.Event{{ID: "e1", UserID: "u1", Type: mfa.EventLogout, At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		evs, err := db.Events().Events(ctx, "u1", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+	now = t0.Add(2*time.Hour - time.Second)
+	if _, err := db.Sweep(ctx); err != nil || count() != 1 {
+		t.Fatalf("within the retention: %d events, %v; want it kept", count(), err)
+	}
+	now = t0.Add(2*time.Hour + time.Second)
+	if _, err := db.Sweep(ctx); err != nil || count() != 0 {
+		t.Fatalf("past the retention: %d events, %v; want it swept", count(), err)
+	}
+}
+
+// TestDeleteUserAndSessions: DeleteUser returns what it deleted and frees
+// the name; UserSessions lists only the user's live sessions, oldest
+// first; DeleteUserSessions removes the user's sessions and no other's.
+func TestDeleteUserAndSessions(t *testing.T) {
+	db := storetest.New(t)
+	ctx := context.Background()
+	u := newUser(t, db, "u1", totpFactor("f1"))
+	newUser(t, db, "u2")
+	ss := db.Sessions()
+	start := func(id, user string, at time.Time, revoked bool) {
+		s := &tokens.Session{ID: id, UserID: user, CreatedAt: at, AuthTime: at, ACR: "aal1", AMR: []string{"pwd"},
+			ExpiresAt: t0.Add(time.Hour), RefreshHash: id, RefreshIssuedAt: at, RefreshExpiresAt: t0.Add(time.Hour),
+			Device: tokens.Device{UserAgent: "ua-" + id, IP: "192.0.2.1"}}
+		if err := ss.CreateSession(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		if revoked {
+			if err := ss.RevokeSession(ctx, id, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	start("b", "u1", t0.Add(time.Minute), false)
+	start("a", "u1", t0, false)
+	start("gone", "u1", t0, true)
+	start("other", "u2", t0, false)
+	got, err := ss.UserSessions(ctx, "u1", t0.Add(2*time.Minute))
+	if err != nil || len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" || got[0].Device.UserAgent != "ua-a" || got[0].Device.IP != "192.0.2.1" {
+		t.Fatalf("UserSessions = %v, %v; want a then b with their devices", got, err)
+	}
+	if got, _ := ss.UserSessions(ctx, "u1", t0.Add(2*time.Hour)); len(got) != 0 {
+		t.Fatalf("past their end: %d sessions listed, want none", len(got))
+	}
+
+	del, err := db.DeleteUser(ctx, "u1")
+	if err != nil || del.ID != u.ID || len(del.Factors) != 1 {
+		t.Fatalf("DeleteUser = %+v, %v; want the user with its factor", del, err)
+	}
+	if _, err := db.DeleteUser(ctx, "u1"); !errors.Is(err, mfa.ErrNotFound) {
+		t.Fatalf("DeleteUser again: %v, want ErrNotFound", err)
+	}
+	if err := db.CreateUser(ctx, &mfa.User{ID: "u3", Username: u.Username, CreatedAt: t0}); err != nil {
+		t.Fatalf("the name after deletion: %v", err)
+	}
+	if err := ss.DeleteUserSessions(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "gone"} {
+		if _, err := ss.Session(ctx, id); !errors.Is(err, tokens.ErrSessionNotFound) {
+			t.Errorf("session %s after DeleteUserSessions: %v", id, err)
+		}
+	}
+	if _, err := ss.Session(ctx, "other"); err != nil {
+		t.Errorf("another user's session: %v", err)
+	}
+}

@@ -414,6 +414,21 @@ func (db *DB) FlagCredential(ctx context.Context, id, factorID string) error {
 		bson.D{{Key: "$set", Value: bson.D{{Key: fpath(factorID, "credential.flagged"), Value: true}}}}, mfa.ErrNotEnrolled, "flag factor %s", factorID)
 }
 
+// DeleteUser deletes the user document: its factors, sealed secrets and
+// recovery-code hashes are in it, and the unique username index no longer
+// holds the name. One findOneAndDelete returns what it deleted.
+func (db *DB) DeleteUser(ctx context.Context, id string) (*mfa.User, error) {
+	var doc userDoc
+	err := db.users().FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, mfa.ErrNotFound
+	}
+	if err != nil {
+		return nil, opError(err, "delete user %s", id)
+	}
+	return db.docToUser(&doc)
+}
+
 // updateUser runs one update; no match is notFound.
 func (db *DB) updateUser(ctx context.Context, filter, update bson.D, notFound error, format string, args ...any) error {
 	res, err := db.users().UpdateOne(ctx, filter, update)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Session errors.
@@ -40,6 +41,10 @@ type Session struct {
 	ExpiresAt time.Time // absolute limit
 	RevokedAt time.Time // zero while live
 
+	// Device is where the session was signed in from, as the client said
+	// (shown to its user; never trusted for a decision).
+	Device Device
+
 	RefreshHash      string    // hex SHA-256 of the current refresh token
 	RefreshIssuedAt  time.Time // when it was issued
 	RefreshExpiresAt time.Time // idle limit of the current refresh token, never after ExpiresAt
@@ -47,6 +52,26 @@ type Session struct {
 	// Handover is left by the rotation that issued the current refresh
 	// token when a grace period is on; nil otherwise.
 	Handover *Handover
+}
+
+// Device is the client a session was signed in from: its user agent (at
+// most MaxUserAgent bytes) and address.
+type Device struct {
+	UserAgent string
+	IP        string
+}
+
+// MaxUserAgent bounds the user agent a session keeps.
+const MaxUserAgent = 256
+
+// LastUsed is when the session was last used to get tokens: its sign-in
+// or the last rotation of its refresh token (a step-up does not count, nor
+// does presenting an access token, which costs no write).
+func (s *Session) LastUsed() time.Time {
+	if s.RefreshIssuedAt.After(s.CreatedAt) {
+		return s.RefreshIssuedAt
+	}
+	return s.CreatedAt
 }
 
 // Handover is what a rotation leaves in the session so that its
@@ -99,6 +124,12 @@ type SessionStore interface {
 	Rotated(ctx context.Context, hash string) (string, error)
 	// RevokeUserSessions ends every live session of a user but except.
 	RevokeUserSessions(ctx context.Context, userID, except string, at time.Time) error
+	// UserSessions returns the user's sessions that are live at now
+	// (neither revoked nor past their absolute limit), oldest first.
+	UserSessions(ctx context.Context, userID string, now time.Time) ([]*Session, error)
+	// DeleteUserSessions deletes every session of a user, live or not
+	// (the account is being deleted).
+	DeleteUserSessions(ctx context.Context, userID string) error
 }
 
 // Sessions starts sessions and rotates their refresh tokens.
@@ -138,17 +169,28 @@ func NewSessions(store SessionStore) *Sessions {
 // Start creates a session for a completed authentication, with its first
 // refresh token: one insert.
 func (s *Sessions) Start(ctx context.Context, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
+	return s.StartOn(ctx, Device{}, userID, authTime, acr, amr)
+}
+
+// StartOn is Start recording the device the user signed in on (its user
+// agent cut to MaxUserAgent bytes).
+func (s *Sessions) StartOn(ctx context.Context, d Device, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
 	id, err := s.random(16)
 	if err != nil {
 		return nil, "", err
 	}
-	return s.StartWithID(ctx, id, userID, authTime, acr, amr)
+	return s.startWithID(ctx, id, d, userID, authTime, acr, amr)
 }
 
 // StartWithID is Start with a session id chosen by the caller.
 func (s *Sessions) StartWithID(ctx context.Context, id, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
+	return s.startWithID(ctx, id, Device{}, userID, authTime, acr, amr)
+}
+
+func (s *Sessions) startWithID(ctx context.Context, id string, d Device, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
 	now := s.Now()
-	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge)}
+	d.UserAgent = truncateUTF8(d.UserAgent, MaxUserAgent)
+	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge), Device: d}
 	token, err := s.newToken(sess)
 	if err != nil {
 		return nil, "", err
@@ -333,6 +375,18 @@ func (s *Sessions) Revoke(ctx context.Context, id string) error {
 	return s.Store.RevokeSession(ctx, id, s.Now())
 }
 
+// OfUser returns the user's live sessions, oldest first: those neither
+// revoked nor past their absolute limit. A session whose refresh token
+// idled out is still listed: its last access tokens work until they expire.
+func (s *Sessions) OfUser(ctx context.Context, userID string) ([]*Session, error) {
+	return s.Store.UserSessions(ctx, userID, s.Now())
+}
+
+// RevokeAll ends every session of a user but except ("" for none).
+func (s *Sessions) RevokeAll(ctx context.Context, userID, except string) error {
+	return s.Store.RevokeUserSessions(ctx, userID, except, s.Now())
+}
+
 // Active returns the session if it is live, ErrSessionEnded if not.
 func (s *Sessions) Active(ctx context.Context, id string) (*Session, error) {
 	sess, err := s.Store.Session(ctx, id)
@@ -398,4 +452,15 @@ func RefreshSession(token string) (string, bool) {
 func HashRefresh(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -121,6 +121,11 @@ type Client struct {
 	UserAgent string
 }
 
+// device is what a session keeps of the client that signed it in.
+func (cl Client) device() tokens.Device {
+	return tokens.Device{UserAgent: cl.UserAgent, IP: cl.IP}
+}
+
 // Caller is a signed-in session presenting an access token.
 type Caller struct {
 	Claims  tokens.AccessClaims
@@ -182,7 +187,7 @@ func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
 
 // start begins a session for a finished authentication.
 func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
-	sess, refresh, err := a.Sessions.Start(ctx, userID, a.Now(), as.ACR, as.AMR)
+	sess, refresh, err := a.Sessions.StartOn(ctx, cl.device(), userID, a.Now(), as.ACR, as.AMR)
 	if err != nil {
 		return nil, err
 	}

@@ -223,7 +223,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		lostErr error
 	)
 	if pc.Session == "" {
-		wg.Go(func() { sess, refresh, lostErr = a.Sessions.Start(ctx, u.ID, now, as.ACR, as.AMR) })
+		wg.Go(func() { sess, refresh, lostErr = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR) })
 	}
 	consumeErr := a.Pending.Consume(ctx, pc.ID, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()

@@ -91,7 +91,7 @@ func (a *App) Open(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	db, err := store.Open(ctx, store.Config{URI: uri, Database: c.Database, MasterKey: c.MasterKey, Logger: log, Now: a.Now,
-		Monitor: storeMonitor(reg)})
+		Monitor: storeMonitor(reg), EventRetention: c.EventRetention})
 	if err != nil {
 		a.closeStore()
 		return fmt.Errorf("STEPUP_MONGODB_URI: %w", err)

@@ -20,23 +20,26 @@ import (
 // Config is every setting, from the environment with flags mirroring it
 // (except secrets: environment or file only).
 type Config struct {
-	Addr           string
-	AdminAddr      string // operations listener (/metrics); empty: none
-	Issuer         string
-	MongoURI       string
-	Database       string // overrides the URI's database (tests)
-	DataDir        string
-	MasterKey      []byte
-	Audiences      []string
-	RPID           string
-	RPOrigins      []string
-	CORSOrigins    []string
-	SignupOpen     bool
-	SigningAlg     string
-	AccessTTL      time.Duration
-	LogLevel       string
-	SessionMax     time.Duration
-	SessionIdle    time.Duration
+	Addr        string
+	AdminAddr   string // operations listener (/metrics); empty: none
+	Issuer      string
+	MongoURI    string
+	Database    string // overrides the URI's database (tests)
+	DataDir     string
+	MasterKey   []byte
+	Audiences   []string
+	RPID        string
+	RPOrigins   []string
+	CORSOrigins []string
+	SignupOpen  bool
+	SigningAlg  string
+	AccessTTL   time.Duration
+	LogLevel    string
+	SessionMax  time.Duration
+	SessionIdle time.Duration
+	// EventRetention is how long a security event is kept, also after
+	// its account is deleted.
+	EventRetention time.Duration
 	TrustedProxies []string
 	// AnonRate is requests per minute per client address on each anonymous
 	// endpoint; 0 is no limit.
@@ -75,6 +78,7 @@ var settings = []setting{
 	{"STEPUP_WEBAUTHN_ATTESTATION", "webauthn-attestation", "none", "attestation conveyance preference: none, indirect, direct or enterprise"},
 	{"STEPUP_SESSION_MAX_AGE", "session-max-age", "720h", "absolute session lifetime, after which the user signs in again"},
 	{"STEPUP_SESSION_IDLE", "session-idle", "24h", "idle timeout: a refresh token unused this long expires"},
+	{"STEPUP_EVENT_RETENTION", "event-retention", "2160h", "how long security events are kept (1h–87600h), also after their account is deleted"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
 	{"STEPUP_ADMIN_CLIENTS", "admin-clients", "", "refused: the admin clients' secrets are secrets, set $STEPUP_ADMIN_CLIENTS"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
@@ -219,6 +223,9 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if c.SessionIdle, err = time.ParseDuration(get("STEPUP_SESSION_IDLE")); err != nil || c.SessionIdle < 5*time.Minute || c.SessionIdle > c.SessionMax {
 		return c, errors.New("STEPUP_SESSION_IDLE: must be a duration from 5m up to STEPUP_SESSION_MAX_AGE, such as 24h")
+	}
+	if c.EventRetention, err = time.ParseDuration(get("STEPUP_EVENT_RETENTION")); err != nil || c.EventRetention < time.Hour || c.EventRetention > 87600*time.Hour {
+		return c, errors.New("STEPUP_EVENT_RETENTION: must be a duration from 1h to 87600h (10 years), such as 2160h (90 days)")
 	}
 	c.Introspectors = map[string]string{}
 	for _, pair := range splitList(get("STEPUP_INTROSPECTION_CLIENTS")) {
