@@ -11,6 +11,7 @@ import (
 
 	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
 )
 
 // NewAdmin builds the handler of the admin listener (STEPUP_ADMIN_ADDR):
@@ -41,6 +42,10 @@ func (s *Server) NewAdmin(metrics http.Handler) *Server {
 	v1.POST("/users/:id/enable", a.adminEnable)
 	v1.POST("/users/:id/unlock", a.adminUnlock)
 	v1.POST("/users/:id/reset", a.adminReset)
+	v1.DELETE("/users/:id", a.adminDeleteUser)
+	v1.GET("/users/:id/sessions", a.adminUserSessions)
+	v1.DELETE("/users/:id/sessions", a.adminEndUserSessions)
+	v1.DELETE("/users/:id/sessions/:sid", a.adminEndUserSession)
 	v1.GET("/events", a.adminEvents)
 	return a
 }
@@ -174,6 +179,35 @@ type adminUserDetail struct {
 		Password     lockView `json:"password"`
 		SecondFactor lockView `json:"second_factor"`
 	} `json:"locks"`
+	Sessions   []adminSessionView `json:"sessions"`
+	LastSignIn *time.Time         `json:"last_sign_in,omitempty"`
+}
+
+// adminSessionView is one of a user's sessions as an administrator sees
+// it: what the user sees of it ("your devices"), without "current".
+type adminSessionView struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	AuthTime   time.Time `json:"auth_time"`
+	UserAgent  string    `json:"user_agent"`
+	IP         string    `json:"ip"`
+	ACR        string    `json:"acr"`
+	AMR        []string  `json:"amr"`
+}
+
+func viewAdminSessions(ss []*tokens.Session) []adminSessionView {
+	out := make([]adminSessionView, len(ss))
+	for i, x := range ss {
+		amr := x.AMR
+		if amr == nil {
+			amr = []string{}
+		}
+		out[i] = adminSessionView{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsed().UTC(), ExpiresAt: x.ExpiresAt.UTC(),
+			AuthTime: x.AuthTime.UTC(), UserAgent: x.Device.UserAgent, IP: x.Device.IP, ACR: x.ACR, AMR: amr}
+	}
+	return out
 }
 
 func viewAdminDetail(info *flows.UserInfo) adminUserDetail {
@@ -195,6 +229,11 @@ func viewAdminDetail(info *flows.UserInfo) adminUserDetail {
 		d.Locks.Password.LockedUntil = &t
 	}
 	d.Locks.SecondFactor = lockView{Failures: u.Attempts.Failures, Locked: info.SecondFactorLocked}
+	d.Sessions = viewAdminSessions(info.Sessions)
+	if !info.LastSignIn.IsZero() {
+		t := info.LastSignIn.UTC()
+		d.LastSignIn = &t
+	}
 	return d
 }
 
@@ -258,6 +297,51 @@ func (s *Server) adminUnlock(c *gin.Context) { adminAct(c, s.App.UnlockUser) }
 // adminReset is POST /admin/v1/users/{id}/reset: removes every second
 // factor and recovery code, ends every session, lifts the locks.
 func (s *Server) adminReset(c *gin.Context) { adminAct(c, s.App.ResetUser) }
+
+// adminDeleteUser is DELETE /admin/v1/users/{id}: the account, its
+// factors, credentials, recovery codes and sessions; the name is free
+// again at once.
+func (s *Server) adminDeleteUser(c *gin.Context) {
+	if err := s.App.DeleteUser(c.Request.Context(), operator(c), c.Param("id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// adminUserSessions is GET /admin/v1/users/{id}/sessions: the live
+// sessions, oldest first (the whole list: no cursor).
+func (s *Server) adminUserSessions(c *gin.Context) {
+	if _, err := readQuery(c); err != nil {
+		fail(c, err)
+		return
+	}
+	ss, err := s.App.UserSessions(c.Request.Context(), operator(c), c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	writeJSON(c, http.StatusOK, listView[adminSessionView]{Items: viewAdminSessions(ss)})
+}
+
+// adminEndUserSessions is DELETE /admin/v1/users/{id}/sessions: every
+// session ends, on every instance at once.
+func (s *Server) adminEndUserSessions(c *gin.Context) {
+	if err := s.App.EndUserSessions(c.Request.Context(), operator(c), c.Param("id")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// adminEndUserSession is DELETE /admin/v1/users/{id}/sessions/{sid}.
+func (s *Server) adminEndUserSession(c *gin.Context) {
+	if err := s.App.EndUserSession(c.Request.Context(), operator(c), c.Param("id"), c.Param("sid")); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
 
 type adminEventView struct {
 	ID        string    `json:"id"`

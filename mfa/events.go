@@ -75,6 +75,8 @@ type EventStore interface {
 	AddEvents(ctx context.Context, es []Event) error
 	// Events returns a user's newest events first, at most limit.
 	Events(ctx context.Context, userID string, limit int) ([]Event, error)
+	// Last returns the user's newest event of type typ, or nil.
+	Last(ctx context.Context, userID, typ string) (*Event, error)
 	// Feed returns the events of q in sequence order and the cursor to
 	// continue from: every event is in the feed exactly once, and a page
 	// never passes a sequence number that may still be written, so a

@@ -101,6 +101,22 @@ func (ev *Events) Events(ctx context.Context, userID string, limit int) ([]mfa.E
 	return out, nil
 }
 
+// Last returns the user's newest event of a type: an indexed equality on
+// user_id, like Events.
+func (ev *Events) Last(ctx context.Context, userID, typ string) (*mfa.Event, error) {
+	var d eventDoc
+	err := ev.db.db.Collection(colEvents).FindOne(ctx, bson.D{{Key: "user_id", Value: userID}, {Key: "type", Value: typ}},
+		options.FindOne().SetSort(bson.D{{Key: "user_id", Value: 1}, {Key: "at", Value: -1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, opError(err, "find last event")
+	}
+	e := d.event()
+	return &e, nil
+}
+
 // feedWindow is how many sequence numbers past the cursor one Feed call
 // looks at.
 const feedWindow = 1000

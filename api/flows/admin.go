@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/tokens"
 )
 
 // Operator is who acts on an account without being its user: an
@@ -168,15 +169,31 @@ type UserInfo struct {
 	// SecondFactorLocked: the account's second-factor budget is spent;
 	// only an unlock lifts it.
 	SecondFactorLocked bool
+	// Sessions are the user's live sessions, oldest first.
+	Sessions []*tokens.Session
+	// LastSignIn is when the user last signed in (the newest
+	// login.success event kept); zero if never within the retention.
+	LastSignIn time.Time
 }
 
-// UserInfo returns the user with that id and its lock state.
+// UserInfo returns the user with that id, its lock state, its live
+// sessions and its last sign-in.
 func (a *App) UserInfo(ctx context.Context, id string) (*UserInfo, error) {
 	u, err := a.Users.User(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	info := &UserInfo{User: u}
+	if info.Sessions, err = a.Sessions.OfUser(ctx, id); err != nil {
+		return nil, err
+	}
+	last, err := a.Deps.Events.Last(ctx, id, mfa.EventLoginSuccess)
+	if err != nil {
+		return nil, err
+	}
+	if last != nil {
+		info.LastSignIn = last.At
+	}
 	if len(u.RecoveryCodes) > 0 {
 		if info.RecoveryCodesLeft, err = a.Recovery.Remaining(ctx, u); err != nil {
 			return nil, err
