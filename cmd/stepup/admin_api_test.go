@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
 )
 
@@ -755,5 +756,58 @@ func TestAdminClientsConfig(t *testing.T) {
 	_, err = LoadConfig(nil, env(map[string]string{"STEPUP_ADMIN_CLIENTS": "ops:" + long, "STEPUP_ADMIN_ADDR": "off"}))
 	if err == nil || !strings.HasPrefix(err.Error(), "STEPUP_ADMIN_CLIENTS: ") {
 		t.Errorf("clients with the admin listener off: %v", err)
+	}
+}
+
+// TestAdminCommandLine: `stepup admin` runs the admin API's application
+// methods (here on a running instance's App), by username.
+func TestAdminCommandLine(t *testing.T) {
+	a := startAdminAPI(t, 1)[0]
+	ctx := context.Background()
+	op := flows.Operator{Name: "stepup admin (test)"}
+	run := func(cmd, arg, stdin string) string {
+		t.Helper()
+		var out strings.Builder
+		if err := runAdmin(ctx, a.Flows(), op, cmd, arg, strings.NewReader(stdin), &out); err != nil {
+			t.Fatalf("admin %s %s: %v", cmd, arg, err)
+		}
+		return out.String()
+	}
+	pw := "a password typed on standard input"
+	if got := run("create", "Carol", pw+"\n"); !strings.HasPrefix(got, "created carol (id ") {
+		t.Fatalf("create: %q", got)
+	}
+	l := a.login(t, "carol", pw)
+	if got := run("users", "ca", ""); !strings.Contains(got, "\tcarol\t0 factors\n") {
+		t.Errorf("users: %q", got)
+	}
+	run("disable", "CAROL", "")
+	a.get(t, "/v1/me", l.AccessToken).wantProblem(t, http.StatusUnauthorized, "invalid_token")
+	a.post(t, "/v1/login", "", credentials{"carol", pw}).wantProblem(t, http.StatusForbidden, "account_disabled")
+	if got := run("users", "", ""); !strings.Contains(got, "\tcarol\t0 factors\tdisabled\n") {
+		t.Errorf("users: %q", got)
+	}
+	run("enable", "carol", "")
+	l = a.login(t, "carol", pw)
+	run("logout", "carol", "")
+	a.get(t, "/v1/me", l.AccessToken).wantProblem(t, http.StatusUnauthorized, "invalid_token")
+	run("delete", "carol", "")
+	a.post(t, "/v1/login", "", credentials{"carol", pw}).wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+	var out strings.Builder
+	if err := runAdmin(ctx, a.Flows(), op, "unlock", "carol", nil, &out); err == nil || !strings.Contains(err.Error(), `user "carol"`) {
+		t.Errorf("unlock of a deleted user: %v", err)
+	}
+	// Its actions are events naming it.
+	es, _ := adminFeed(t, a, url.Values{"type": {mfa.EventAdminDisabled}}, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(es) == 0 && time.Now().Before(deadline) { // written off the request path
+		time.Sleep(5 * time.Millisecond)
+		es, _ = adminFeed(t, a, url.Values{"type": {mfa.EventAdminDisabled}}, "")
+	}
+	if len(es) != 1 {
+		t.Fatalf("disable events: %+v", es)
+	}
+	if es[0].Actor != "stepup admin (test)" {
+		t.Errorf("event %+v", es[0])
 	}
 }
