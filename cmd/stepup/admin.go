@@ -159,6 +159,7 @@ func runAdmin(ctx context.Context, app *flows.App, op flows.Operator, cmd, arg s
 	fmt.Fprintf(out, "%s %s\n", u.Username, done)
 	return nil
 }
+
 // currentUser names the operating-system user running the command.
 func currentUser() string {
 	if u, err := user.Current(); err == nil {
