@@ -268,10 +268,19 @@ func (s *Server) adminCreateUser(c *gin.Context) {
 	writeJSON(c, http.StatusCreated, viewAdminUser(u))
 }
 
+// noInput refuses a query string and a body (but an empty JSON object) on
+// a route that takes neither.
+func noInput(c *gin.Context) error {
+	if _, err := readQuery(c); err != nil {
+		return err
+	}
+	return noBody(c)
+}
+
 // adminAct runs one action of an operator on the user named in the path
 // and answers the user after it.
 func adminAct(c *gin.Context, act func(context.Context, flows.Operator, string) (*mfa.User, error)) {
-	if err := noBody(c); err != nil {
+	if err := noInput(c); err != nil {
 		fail(c, err)
 		return
 	}
@@ -302,6 +311,10 @@ func (s *Server) adminReset(c *gin.Context) { adminAct(c, s.App.ResetUser) }
 // factors, credentials, recovery codes and sessions; the name is free
 // again at once.
 func (s *Server) adminDeleteUser(c *gin.Context) {
+	if err := noInput(c); err != nil {
+		fail(c, err)
+		return
+	}
 	if err := s.App.DeleteUser(c.Request.Context(), operator(c), c.Param("id")); err != nil {
 		fail(c, err)
 		return
@@ -312,7 +325,7 @@ func (s *Server) adminDeleteUser(c *gin.Context) {
 // adminUserSessions is GET /admin/v1/users/{id}/sessions: the live
 // sessions, oldest first (the whole list: no cursor).
 func (s *Server) adminUserSessions(c *gin.Context) {
-	if _, err := readQuery(c); err != nil {
+	if err := noInput(c); err != nil {
 		fail(c, err)
 		return
 	}
@@ -327,6 +340,10 @@ func (s *Server) adminUserSessions(c *gin.Context) {
 // adminEndUserSessions is DELETE /admin/v1/users/{id}/sessions: every
 // session ends, on every instance at once.
 func (s *Server) adminEndUserSessions(c *gin.Context) {
+	if err := noInput(c); err != nil {
+		fail(c, err)
+		return
+	}
 	if err := s.App.EndUserSessions(c.Request.Context(), operator(c), c.Param("id")); err != nil {
 		fail(c, err)
 		return
@@ -336,6 +353,10 @@ func (s *Server) adminEndUserSessions(c *gin.Context) {
 
 // adminEndUserSession is DELETE /admin/v1/users/{id}/sessions/{sid}.
 func (s *Server) adminEndUserSession(c *gin.Context) {
+	if err := noInput(c); err != nil {
+		fail(c, err)
+		return
+	}
 	if err := s.App.EndUserSession(c.Request.Context(), operator(c), c.Param("id"), c.Param("sid")); err != nil {
 		fail(c, err)
 		return
