@@ -185,13 +185,19 @@ func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
 	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh}, nil
 }
 
-// start begins a session for a finished authentication.
-func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
+// start begins a session for a finished authentication. The user was read
+// before the factor was checked (a password hash takes tens of
+// milliseconds): if the account was deleted meanwhile, the deletion may
+// have swept the sessions before this one was inserted, so the user is read
+// again after the insert (admitted) and the session ended if it is gone —
+// gone is then the answer (what a wrong credential answers) — or disabled
+// meanwhile (ErrAccountDisabled).
+func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance, gone error) (*Tokens, error) {
 	sess, refresh, err := a.Sessions.StartOn(ctx, cl.device(), userID, a.Now(), as.ACR, as.AMR)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.admitted(ctx, cl, sess, mfa.ErrBadCredentials); err != nil {
+	if err := a.admitted(ctx, cl, sess, gone); err != nil {
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))

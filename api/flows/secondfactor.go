@@ -149,7 +149,7 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 		return nil, err
 	}
 	a.m.verified("passkey", true)
-	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as))
+	return a.start(ctx, cl, u.ID, a.Policy.Passkey(as), mfa.ErrCeremony)
 }
 
 // spendAttempt counts an attempt on the mfa_token's budget (a spent or

@@ -351,3 +351,40 @@ func TestOperatorSessions(t *testing.T) {
 		t.Errorf("session events %q, want both naming the operator", ended)
 	}
 }
+
+// TestDeleteRacesSignIn: a password sign-in that read the user just before
+// an operator deleted it must not leave a usable session behind (the hash
+// takes tens of milliseconds, the deletion a few): either it fails, or its
+// tokens are dead.
+func TestDeleteRacesSignIn(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	op := flows.Operator{Name: "ops"}
+	for round := range 5 {
+		u := e.user(t, "racer"+strings.Repeat("x", round))
+		var out *flows.Outcome
+		errs := race(func(i int) error {
+			if i == 0 {
+				var err error
+				out, err = e.app.Login(ctx, flows.Client{}, u.Username, password)
+				return err
+			}
+			return e.app.DeleteUser(ctx, op, u.ID)
+		})
+		if errs[1] != nil {
+			t.Fatalf("round %d: DeleteUser: %v", round, errs[1])
+		}
+		if errs[0] != nil {
+			if !errors.Is(errs[0], mfa.ErrBadCredentials) {
+				t.Fatalf("round %d: Login: %v, want tokens or ErrBadCredentials", round, errs[0])
+			}
+			continue
+		}
+		if _, err := e.app.Authenticate(ctx, out.Tokens.Access, flows.Client{}); !errors.Is(err, flows.ErrSessionGone) {
+			t.Errorf("round %d: the racing sign-in's access token: %v, want ErrSessionGone", round, err)
+		}
+		if _, err := e.app.Refresh(ctx, flows.Client{}, out.Tokens.Refresh); err == nil {
+			t.Errorf("round %d: the racing sign-in's refresh token still works", round)
+		}
+	}
+}

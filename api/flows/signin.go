@@ -156,7 +156,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		a.upgradeHash(context.WithoutCancel(ctx), u, pw)
 	}
 	if len(u.Confirmed("")) == 0 {
-		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly())
+		t, err := a.start(ctx, cl, u.ID, a.Policy.PasswordOnly(), mfa.ErrBadCredentials)
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@
 import * as wa from './webauthn.js';
 import { ApiError, api, refreshTokens } from './api.js';
 import { clearActivity, refreshEvents } from './activity.js';
+import { closeDelete, loadDevices } from './devices.js';
 import { state } from './state.js';
 import { $, busy, focus, on, say, show } from './ui.js';
 
@@ -32,6 +33,7 @@ export async function loadAccount() {
     api('GET', '/v1/me/factors', { token: 'access' })]);
   renderMe(me);
   renderFactors(list);
+  await loadDevices();
 }
 
 /**
@@ -359,5 +361,7 @@ export function clearAccount() {
   $('recovery-panel').hidden = true;
   $('recovery-list').replaceChildren();
   clearActivity();
+  closeDelete();
+  $('sessions').replaceChildren();
   state.sid = null;
 }
