@@ -55,7 +55,21 @@ const ctxOperator = "operator"
 // requireAdmin admits a request only with the HTTP Basic credentials of a
 // configured admin client; a read-only client only for GET. A Bearer
 // token, whatever it is, is no admin credential: 401 like none at all.
+//
+// The admin API's clients are programs, not browsers. A browser that has
+// cached an operator's Basic credentials for the admin listener would send
+// them with a form another site posts to it (a simple request needs no
+// CORS preflight), so a change that comes with an Origin header, or that a
+// browser marks as cross-site, is refused before anything else (403):
+// browsers send Origin with every POST, and DELETE needs a preflight this
+// listener never grants.
 func (s *Server) requireAdmin(c *gin.Context) {
+	if c.Request.Method != http.MethodGet {
+		if c.GetHeader("Origin") != "" || c.GetHeader("Sec-Fetch-Site") == "cross-site" || c.GetHeader("Sec-Fetch-Site") == "same-site" {
+			abort(c, errAdminFromBrowser)
+			return
+		}
+	}
 	id, secret, ok := c.Request.BasicAuth()
 	if !ok {
 		abort(c, flows.ErrAdminAuth)

@@ -69,6 +69,7 @@ var (
 	errCSRF             = errors.New("api: cookie refresh without the CSRF checks")
 	errStoreUnreachable = errors.New("api: the store is unreachable")
 	errHeadersTooLarge  = errors.New("api: request headers too large")
+	errAdminFromBrowser = errors.New("api: an admin API change from a browser's cross-origin request")
 )
 
 // errorEntry is one row of the error table: an error and the problem it
@@ -97,6 +98,7 @@ var errorTable = []errorEntry{
 	{errInvalidClient, 401, CodeInvalidClient, "client authentication failed", basicChallenge},
 	{flows.ErrAdminAuth, 401, CodeInvalidClient, "admin client authentication failed: HTTP Basic with an admin client's id and secret is required", adminChallenge},
 	{flows.ErrReadOnlyClient, 403, CodeForbidden, "this admin client may only read", noChallenge},
+	{errAdminFromBrowser, 403, CodeForbidden, "the admin API takes no changes from a browser's cross-origin request (an Origin header)", noChallenge},
 	{flows.ErrBadCursor, 400, CodeInvalidRequest, "cursor is not one this list gave", noChallenge},
 	{flows.ErrBadLimit, 400, CodeInvalidRequest, "limit must be a whole number from 1 to 200", noChallenge},
 	{errCSRF, 403, CodeCSRF, "a cookie refresh needs an allowed Origin and the X-Stepup-Cookie: 1 header", noChallenge},

@@ -40,10 +40,11 @@ func startAdminAPI(tb testing.TB, n int) []*testApp {
 // adminReq is one request to the admin listener.
 type adminReq struct {
 	method, path string
-	id, secret   string // HTTP Basic; empty id: none
-	bearer       string // a Bearer token instead
-	from         string // X-Forwarded-For; empty: the peer
-	body         any    // marshalled as JSON; nil: no body
+	id, secret   string    // HTTP Basic; empty id: none
+	bearer       string    // a Bearer token instead
+	from         string    // X-Forwarded-For; empty: the peer
+	body         any       // marshalled as JSON; nil: no body
+	header       [2]string // one more header, if set
 }
 
 // admin sends r to a's admin listener; it never fails the test, so
@@ -72,6 +73,9 @@ func (a *testApp) adminSend(r adminReq) (response, error) {
 	}
 	if r.from != "" {
 		req.Header.Set("X-Forwarded-For", r.from)
+	}
+	if r.header[0] != "" {
+		req.Header.Set(r.header[0], r.header[1])
 	}
 	res, err := a.client.Do(req)
 	if err != nil {
@@ -156,9 +160,10 @@ func adminRoutes(tb testing.TB, a *testApp, params map[string]string) [][2]strin
 // TestAdminAuthOnEveryRoute walks every admin route of the router and
 // tries it without credentials, with a wrong secret, with an unknown
 // client, with a user's access token (as Bearer and as a Basic password),
-// and — for every route that is not a GET — as the read-only client. Each
-// is refused, and nothing changed: the user is as before, their session
-// still works.
+// and — for every route that is not a GET — as the read-only client, and
+// as the read-write client from a browser's cross-origin request. Each is
+// refused, and nothing changed: the user is as before, their session still
+// works.
 func TestAdminAuthOnEveryRoute(t *testing.T) {
 	a := startAdminAPI(t, 1)[0]
 	u := newTOTPUser(t, a, "victim")
@@ -196,6 +201,16 @@ func TestAdminAuthOnEveryRoute(t *testing.T) {
 			if res.Status != http.StatusUnauthorized || res.code() != "invalid_client" || res.Header.Get("WWW-Authenticate") != challenge {
 				t.Errorf("%s %s, %s: %d %s, WWW-Authenticate %q; want 401 invalid_client with %q",
 					method, path, name, res.Status, res.Body, res.Header.Get("WWW-Authenticate"), challenge)
+			}
+		}
+		if method != http.MethodGet {
+			// A form another site makes the operator's browser post, with
+			// cached Basic credentials of the read-write client.
+			for _, h := range [][2]string{{"Origin", "https://evil.example"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"}} {
+				res := a.adminDo(t, adminReq{method: method, path: path, id: "ops", secret: opsSecret, body: b, from: fresh(), header: h})
+				if res.Status != http.StatusForbidden || res.code() != "forbidden" {
+					t.Errorf("%s %s with %s: %s: %d %s, want 403 forbidden", method, path, h[0], h[1], res.Status, res.Body)
+				}
 			}
 		}
 		ro := a.adminDo(t, adminReq{method: method, path: path, id: "auditor", secret: auditorSecret, body: b, from: fresh()})
