@@ -234,9 +234,15 @@ func TestAdminAuthOnEveryRoute(t *testing.T) {
 			ID string `json:"id"`
 		} `json:"factors"`
 	}
-	a.ops(t, http.MethodGet, "/admin/v1/users/"+u.ID, nil).decode(t, http.StatusOK, &detail)
+	r := a.ops(t, http.MethodGet, "/admin/v1/users/"+u.ID, nil)
+	r.decode(t, http.StatusOK, &detail)
 	if detail.Disabled || len(detail.Factors) != 1 || detail.Factors[0].ID != u.FactorID {
 		t.Errorf("user after the refused requests: %+v", detail)
+	}
+	// The factors are shown without secrets.
+	if body := string(r.Body); strings.Contains(body, u.Base32) || strings.Contains(body, "secret") ||
+		strings.Contains(body, u.RecoveryCodes[0]) || strings.Contains(body, "argon2") {
+		t.Errorf("the user's detail shows a secret: %s", body)
 	}
 	if _, err := a.DB().UserByName(context.Background(), "newcomer"); err == nil {
 		t.Error("a refused POST /admin/v1/users created the user")
