@@ -254,6 +254,13 @@ func TestAccountDeletionRace(t *testing.T) {
 		wantEnded(t, apps, l.AccessToken, l.RefreshToken)
 	}
 	apps[1].post(t, "/v1/login", "", credentials{name, pw}).wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
+	if got := docsHolding(t, apps[0], name); len(got) != 1 || got["budgets"] != 1 { // that last attempt's
+		t.Errorf("documents holding the name: %v; want only the last attempt's budget", got)
+	}
+	oldID, _ := parseJWT(t, sessions[0].AccessToken).Claims["sub"].(string)
+	if got := docsHolding(t, apps[0], oldID); oldID == "" || got["sessions"] != 0 || got["users"] != 0 {
+		t.Errorf("documents holding the old id: %v; want no session or user", got)
+	}
 }
 
 // TestEventRetentionConfig: STEPUP_EVENT_RETENTION defaults to 90 days and
