@@ -30,10 +30,13 @@ const (
 	CodeLastFactor           Code = "last_factor"
 	CodePasswordRequired     Code = "password_required"
 	CodeHeadersTooLarge      Code = "request_header_fields_too_large"
+	CodeForbidden            Code = "forbidden"
+	CodeAccountDisabled      Code = "account_disabled"
 )
 
 // Codes lists every code above.
 var Codes = []Code{CodeInvalidRequest, CodeUnsupportedMediaType, CodeRequestTooLarge, CodeInvalidCredentials,
 	CodeMFAFailed, CodeInvalidToken, CodeInsufficient, CodeRateLimited, CodeAccountLocked, CodeOverloaded,
 	CodeConflict, CodeNotFound, CodeSignupClosed, CodeInvalidGrant, CodeUnavailable, CodeInternalError,
-	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge}
+	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge,
+	CodeForbidden, CodeAccountDisabled}

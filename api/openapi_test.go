@@ -120,6 +120,27 @@ func contractServer() *Server {
 	return NewServer(Config{Issuer: "http://localhost:8080"}, Deps{Logger: slog.New(slog.DiscardHandler)})
 }
 
+// contract is both listeners' handlers: the public one and the admin one
+// (without /metrics, which is not part of the HTTP contract).
+type contract struct{ public, admin *Server }
+
+func newContract() contract {
+	s := contractServer()
+	return contract{public: s, admin: s.NewAdmin(nil)}
+}
+
+func (c contract) Routes() [][2]string { return append(c.public.Routes(), c.admin.Routes()...) }
+
+// ServeHTTP sends /admin/ to the admin listener's handler, the rest to the
+// public one.
+func (c contract) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/admin/") {
+		c.admin.ServeHTTP(w, r)
+		return
+	}
+	c.public.ServeHTTP(w, r)
+}
+
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z0-9_]+)`)
 
 // openAPIPath turns Gin's /a/:id/b into OpenAPI's /a/{id}/b.
@@ -128,7 +149,7 @@ func openAPIPath(ginPath string) string { return ginParam.ReplaceAllString(ginPa
 func TestOpenAPIRoutesMatchServer(t *testing.T) {
 	doc := loadOpenAPI(t)
 	server := map[string]bool{}
-	for _, r := range contractServer().Routes() {
+	for _, r := range newContract().Routes() {
 		server[r[0]+" "+openAPIPath(r[1])] = true
 	}
 	spec := map[string]bool{}
@@ -215,7 +236,7 @@ func TestOpenAPIOperationsShape(t *testing.T) {
 // credentials.
 func TestOpenAPISecurityMatchesServer(t *testing.T) {
 	doc := loadOpenAPI(t)
-	srv := contractServer()
+	srv := newContract()
 	for path, item := range doc.Paths {
 		for method, op := range item.operations() {
 			if op.Security == nil {

@@ -54,6 +54,7 @@ const (
 	realmChallenge
 	invalidTokenChallenge
 	basicChallenge
+	adminChallenge
 )
 
 // The HTTP layer's own errors; the table below says what each becomes.
@@ -68,6 +69,7 @@ var (
 	errCSRF             = errors.New("api: cookie refresh without the CSRF checks")
 	errStoreUnreachable = errors.New("api: the store is unreachable")
 	errHeadersTooLarge  = errors.New("api: request headers too large")
+	errAdminFromBrowser = errors.New("api: an admin API change from a browser's cross-origin request")
 )
 
 // errorEntry is one row of the error table: an error and the problem it
@@ -94,6 +96,11 @@ var errorTable = []errorEntry{
 	{errNoPage, 404, CodeNotFound, "no such page", noChallenge},
 	{errMethod, 405, CodeMethodNotAllowed, "method not allowed on this endpoint", noChallenge},
 	{errInvalidClient, 401, CodeInvalidClient, "client authentication failed", basicChallenge},
+	{flows.ErrAdminAuth, 401, CodeInvalidClient, "admin client authentication failed: HTTP Basic with an admin client's id and secret is required", adminChallenge},
+	{flows.ErrReadOnlyClient, 403, CodeForbidden, "this admin client may only read", noChallenge},
+	{errAdminFromBrowser, 403, CodeForbidden, "the admin API takes no changes from a browser's cross-origin request (an Origin header)", noChallenge},
+	{flows.ErrBadCursor, 400, CodeInvalidRequest, "cursor is not one this list gave", noChallenge},
+	{flows.ErrBadLimit, 400, CodeInvalidRequest, "limit must be a whole number from 1 to 200", noChallenge},
 	{errCSRF, 403, CodeCSRF, "a cookie refresh needs an allowed Origin and the X-Stepup-Cookie: 1 header", noChallenge},
 	{errHeadersTooLarge, 431, CodeHeadersTooLarge, "the request's headers are too large", noChallenge},
 	{errStoreUnreachable, 503, CodeUnavailable, "the store is unreachable", noChallenge},
@@ -132,6 +139,7 @@ var errorTable = []errorEntry{
 		"no enrolled factor can reach the requested authentication level", noChallenge},
 	// Changes.
 	{flows.ErrSignupClosed, 403, CodeSignupClosed, "sign-up is closed on this service", noChallenge},
+	{flows.ErrAccountDisabled, 403, CodeAccountDisabled, "the account is disabled; an administrator can enable it", noChallenge},
 	{mfa.ErrUsernameTaken, 409, CodeConflict, "that username is taken", noChallenge},
 	{mfa.ErrAlreadyConfirmed, 409, CodeConflict, "the factor is confirmed already", noChallenge},
 	{mfa.ErrTooManyFactors, 409, CodeConflict, "too many factors; remove one first", noChallenge},
@@ -207,6 +215,8 @@ func toProblem(err error) *Problem {
 				p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidToken, Description: e.detail}).Header()
 			case basicChallenge:
 				p.Challenge = `Basic realm="stepup introspection"`
+			case adminChallenge:
+				p.Challenge = `Basic realm="stepup admin", charset="UTF-8"`
 			}
 			p.Err = err
 			return p

@@ -25,6 +25,9 @@ const (
 	EventPasswordChanged   = "password.changed"
 	EventAdminReset        = "account.reset"
 	EventAdminUnlock       = "account.unlocked"
+	EventAdminCreated      = "account.created"
+	EventAdminDisabled     = "account.disabled"
+	EventAdminEnabled      = "account.enabled"
 	// EventAccountDeleted is the last event of an account; its events are
 	// kept for the configured retention, under the account's random id
 	// only (no event holds a username).
@@ -42,6 +45,27 @@ type Event struct {
 	At        time.Time
 	IP        string
 	UserAgent string
+	// Actor names who acted when it was not the user: an administrator
+	// ("admin client ops"). Empty for the user's own actions.
+	Actor string
+	// Seq is the event's place in the feed of every event (EventStore.Feed),
+	// given by the store when it is written; 0 before that.
+	Seq int64
+}
+
+// EventQuery selects a page of the feed of every event: those after the
+// cursor After (a Seq), optionally of one user, of one type, at or after
+// Since, at most Limit.
+type EventQuery struct {
+	After  int64
+	UserID string
+	Type   string
+	Since  time.Time
+	Limit  int
+	// SettledBefore is the reader's now less the time after which a
+	// sequence number that was given out but never written is known never
+	// to be written (see store.Events.Feed).
+	SettledBefore time.Time
 }
 
 // EventStore keeps events. It is implemented by store.
@@ -51,4 +75,11 @@ type EventStore interface {
 	AddEvents(ctx context.Context, es []Event) error
 	// Events returns a user's newest events first, at most limit.
 	Events(ctx context.Context, userID string, limit int) ([]Event, error)
+	// Last returns the user's newest event of type typ, or nil.
+	Last(ctx context.Context, userID, typ string) (*Event, error)
+	// Feed returns the events of q in sequence order and the cursor to
+	// continue from: every event is in the feed exactly once, and a page
+	// never passes a sequence number that may still be written, so a
+	// reader following the cursor misses nothing written late.
+	Feed(ctx context.Context, q EventQuery) (events []Event, next int64, err error)
 }

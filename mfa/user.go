@@ -21,6 +21,9 @@ type User struct {
 	// PasswordFailures counts consecutive wrong passwords on the account,
 	// from every address (the NIST cap; see UserStore.CountPasswordFailure).
 	PasswordFailures BudgetState
+	// Disabled is set by an administrator: the user cannot sign in by any
+	// path until enabled again.
+	Disabled bool
 }
 
 // Kind names a kind of second factor.
@@ -137,6 +140,13 @@ type UserStore interface {
 	FlagCredential(ctx context.Context, id, factorID string) error
 	// SetRecoveryCodes replaces the recovery-code hashes.
 	SetRecoveryCodes(ctx context.Context, id string, hashes []string) error
+	// SetDisabled disables or enables the user. ErrNotFound.
+	SetDisabled(ctx context.Context, id string, disabled bool) error
+	// ListUsers returns at most limit users whose canonical username
+	// begins with prefix and sorts after after (byte order), in username
+	// order: a keyset page on the unique username index, so paging while
+	// users are created never skips nor repeats a user.
+	ListUsers(ctx context.Context, prefix, after string, limit int) ([]*User, error)
 	// DeleteUser deletes the user with its factors and recovery codes, and
 	// returns the user as it was deleted; its username is free again at
 	// once. ErrNotFound if there is none.

@@ -41,6 +41,7 @@ const (
 	colCreds     = "webauthn_credentials"
 	colRecovery  = "recovery_used"
 	colEvents    = "events"
+	colCounters  = "counters"
 )
 
 // expiring lists the collections whose documents carry expires_at and are
@@ -171,6 +172,9 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		{colUsers, mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetName("username").SetUnique(true)}},
 		{colSessions, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
 		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
+		// The feed's order (Events.Feed); not unique, as events written
+		// before it existed have no number.
+		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "seq", Value: 1}}, Options: options.Index().SetName("seq")}},
 	}
 	for _, ix := range indexes {
 		if _, err := db.db.Collection(ix.coll).Indexes().CreateOne(ctx, ix.model); err != nil {

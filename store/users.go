@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type userDoc struct {
 	MFALast    time.Time `bson:"mfa_last"`
 	PwdFail    int64     `bson:"pwd_fail"`
 	PwdLast    time.Time `bson:"pwd_last"`
+	// Disabled by an administrator (absent in users written before it
+	// existed: false).
+	Disabled bool `bson:"disabled"`
 }
 
 type factorDoc struct {
@@ -165,6 +169,53 @@ func (db *DB) SetPassword(ctx context.Context, id, hash string) error {
 func (db *DB) SetRecoveryCodes(ctx context.Context, id string, hashes []string) error {
 	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "recovery", Value: hashes}}}}, mfa.ErrNotFound, "set recovery codes of user %s", id)
+}
+
+// SetDisabled sets or clears the user's disabled flag, and nothing else.
+func (db *DB) SetDisabled(ctx context.Context, id string, disabled bool) error {
+	return db.updateUser(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "disabled", Value: disabled}}}}, mfa.ErrNotFound, "set disabled of user %s", id)
+}
+
+// ListUsers is a keyset page on the unique username index: usernames
+// after after (exclusive) that begin with prefix, in ascending byte order
+// (MongoDB's simple collation), at most limit. A page depends only on the
+// last username of the previous one, never on an offset, so users created
+// or removed meanwhile shift nothing: every user present during the whole
+// walk is returned exactly once. On MongoDB the anchored, case-sensitive
+// prefix regex and the $gt bound are one index range.
+func (db *DB) ListUsers(ctx context.Context, prefix, after string, limit int) ([]*mfa.User, error) {
+	cond := bson.D{}
+	if after != "" {
+		cond = append(cond, bson.E{Key: "$gt", Value: after})
+	}
+	if prefix != "" {
+		if after < prefix {
+			cond = append(cond, bson.E{Key: "$gte", Value: prefix})
+		}
+		cond = append(cond, bson.E{Key: "$regex", Value: "^" + regexp.QuoteMeta(prefix)})
+	}
+	filter := bson.D{}
+	if len(cond) > 0 {
+		filter = bson.D{{Key: "username", Value: cond}}
+	}
+	cur, err := db.users().Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "username", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, opError(err, "list users")
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, opError(err, "list users")
+	}
+	out := make([]*mfa.User, 0, len(docs))
+	for i := range docs {
+		u, err := db.docToUser(&docs[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // AddFactor adds f with $set of its own key, dropping stale enrollments
@@ -399,7 +450,7 @@ func fpath(factorID string, field ...string) string {
 func (db *DB) userToDoc(u *mfa.User) (*userDoc, error) {
 	doc := &userDoc{ID: u.ID, Username: u.Username, Password: u.PasswordHash, CreatedAt: u.CreatedAt.UTC(),
 		Recovery: u.RecoveryCodes, Factors: make(map[string]factorDoc, len(u.Factors)), NFactors: int64(len(u.Factors)),
-		MFAFail: u.Attempts.Failures, MFALast: u.Attempts.Last.UTC()}
+		MFAFail: u.Attempts.Failures, MFALast: u.Attempts.Last.UTC(), Disabled: u.Disabled}
 	for i := range u.Factors {
 		fd, err := db.factorToDoc(u.ID, &u.Factors[i])
 		if err != nil {
@@ -442,7 +493,7 @@ func (db *DB) docToUser(doc *userDoc) (*mfa.User, error) {
 	u := &mfa.User{ID: doc.ID, Username: doc.Username, PasswordHash: doc.Password, CreatedAt: doc.CreatedAt,
 		RecoveryCodes: doc.Recovery, Factors: make([]mfa.Factor, 0, len(doc.Factors)),
 		Attempts:         mfa.BudgetState{Failures: doc.MFAFail, Last: doc.MFALast},
-		PasswordFailures: mfa.BudgetState{Failures: doc.PwdFail, Last: doc.PwdLast}}
+		PasswordFailures: mfa.BudgetState{Failures: doc.PwdFail, Last: doc.PwdLast}, Disabled: doc.Disabled}
 	for _, key := range slices.Sorted(maps.Keys(doc.Factors)) {
 		fd := doc.Factors[key]
 		f := mfa.Factor{ID: fd.ID, Kind: mfa.Kind(fd.Kind), Name: fd.Name, Confirmed: fd.Confirmed,

@@ -35,6 +35,15 @@ var (
 	ErrCredTaken    = errors.New("flows: the credential is registered already")
 	ErrNoFactorYet  = errors.New("flows: recovery codes need a second factor first")
 	ErrSignupClosed = errors.New("flows: sign-up is closed")
+	// ErrAccountDisabled: an administrator disabled the account. Said only
+	// to whoever proved to be the user (the right password, a passkey, an
+	// mfa_token), so it tells nobody else the name exists.
+	ErrAccountDisabled = errors.New("flows: the account is disabled")
+	// The admin API.
+	ErrAdminAuth      = errors.New("flows: admin client authentication failed")
+	ErrReadOnlyClient = errors.New("flows: the admin client is read-only")
+	ErrBadCursor      = errors.New("flows: the cursor is not one this list gave")
+	ErrBadLimit       = errors.New("flows: the page size is out of range")
 )
 
 // InsufficientError says the caller's session does not meet what a change

@@ -38,6 +38,7 @@ type Budgets struct {
 	Account *mfa.Budget // per account, second factors: gates for UserStore.SpendAttempt
 	Login   *mfa.Budget // per username, passwords
 	Enroll  *mfa.Budget // per TOTP enrollment being confirmed
+	Admin   *mfa.Budget // per client address, admin API authentication
 }
 
 // Deps is what an App is built from.
@@ -72,6 +73,8 @@ type Deps struct {
 	// limit); past it the address's password sign-ins are refused until
 	// the hour ends (addrlimit.go).
 	AddrFailures int
+	// AdminClients may call the admin API (AdminLogin).
+	AdminClients []AdminClient
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // counters are registered here when set
@@ -192,24 +195,50 @@ func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
 // before the factor was checked (a password hash takes tens of
 // milliseconds): if the account was deleted meanwhile, the deletion may
 // have swept the sessions before this one was inserted, so the user is read
-// again after the insert and the session ended if it is gone — gone is
-// then the answer (what a wrong credential answers).
+// again after the insert (admitted) and the session ended if it is gone —
+// gone is then the answer (what a wrong credential answers) — or disabled
+// meanwhile (ErrAccountDisabled).
 func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance, gone error) (*Tokens, error) {
 	sess, refresh, err := a.Sessions.StartOn(ctx, cl.device(), userID, a.Now(), as.ACR, as.AMR)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := a.Users.User(ctx, userID); err != nil {
-		_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
-		if errors.Is(err, mfa.ErrNotFound) {
-			// Nothing of a deleted account stays: the document goes too.
-			_ = a.Sessions.Store.DeleteUserSessions(context.WithoutCancel(ctx), userID)
-			return nil, gone
-		}
+	if err := a.admitted(ctx, cl, sess, gone); err != nil {
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
 	return a.issue(sess, refresh)
+}
+
+// admitted checks, after a new session was created, that its user still
+// exists and is not disabled; otherwise it ends the session and returns
+// ErrAccountDisabled, or gone for a user removed meanwhile. Every path
+// that creates a session passes here (a password alone, a second factor
+// after a pending mfa_token, a passkey). Read after the
+// session exists, the user cannot have been disabled unseen: DisableUser
+// sets the flag before it ends the user's sessions, so a session created
+// before the flag was set is ended by it, and one created after sees it.
+// It costs one read per sign-in, none per request.
+func (a *App) admitted(ctx context.Context, cl Client, sess *tokens.Session, gone error) error {
+	u, err := a.Users.User(ctx, sess.UserID)
+	switch {
+	case errors.Is(err, mfa.ErrNotFound):
+		err = gone
+	case err != nil:
+	case u.Disabled:
+		err = ErrAccountDisabled
+		a.event(cl, u.ID, sess.ID, mfa.EventLoginFailure, "account disabled")
+	default:
+		return nil
+	}
+	if rerr := a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID); rerr != nil {
+		a.Logger.Warn("session of a disabled or removed user not ended", "err", rerr)
+	}
+	if errors.Is(err, gone) {
+		// Nothing of a deleted account stays: the document goes too.
+		_ = a.Sessions.Store.DeleteUserSessions(context.WithoutCancel(ctx), sess.UserID)
+	}
+	return err
 }
 
 func describe(as mfa.Assurance) string {

@@ -229,9 +229,17 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		refresh string
 		wg      sync.WaitGroup
 		lostErr error
+		refused error
 	)
 	if pc.Session == "" {
-		wg.Go(func() { sess, refresh, lostErr = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR) })
+		// The user is read again once the session exists (admitted), in
+		// the same goroutine, so it overlaps the consumption.
+		wg.Go(func() {
+			sess, refresh, lostErr = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR)
+			if lostErr == nil {
+				refused = a.admitted(ctx, cl, sess, ErrPendingUser)
+			}
+		})
 	}
 	consumeErr := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()
@@ -250,6 +258,9 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	if pc.Session == "" {
 		if lostErr != nil {
 			return nil, lostErr
+		}
+		if refused != nil {
+			return nil, refused
 		}
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
 		t, err := a.issue(sess, refresh)

@@ -94,7 +94,7 @@ func (a *App) DeleteMe(ctx context.Context, c *Caller, password string) error {
 	if err := a.checkPassword(ctx, c.Client, u, password, c.Session.ID, "account deletion"); err != nil {
 		return err
 	}
-	return a.deleteAccount(ctx, c.Client, u.ID, "by its user")
+	return a.deleteAccount(ctx, c.Client, nil, u.ID, "by its user")
 }
 
 // UserSessions returns the live sessions of the user with that id, oldest
@@ -118,7 +118,7 @@ func (a *App) EndUserSession(ctx context.Context, op Operator, userID, sid strin
 		return err
 	}
 	a.m.issued.WithLabelValues("session", "revoked").Inc()
-	a.event(Client{}, userID, s.ID, mfa.EventSessionRevoked, "by "+op.Name)
+	a.adminEvent(op, userID, s.ID, mfa.EventSessionRevoked, "by "+op.Name)
 	return nil
 }
 
@@ -132,7 +132,7 @@ func (a *App) EndUserSessions(ctx context.Context, op Operator, userID string) e
 		return err
 	}
 	a.m.issued.WithLabelValues("session", "revoked").Inc()
-	a.event(Client{}, userID, "", mfa.EventSessionRevoked, "every session, by "+op.Name)
+	a.adminEvent(op, userID, "", mfa.EventSessionRevoked, "every session, by "+op.Name)
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (a *App) EndUserSessions(ctx context.Context, op Operator, userID string) e
 // ending with account.deleted; none holds the username. mfa.ErrNotFound if
 // there is no such user.
 func (a *App) DeleteUser(ctx context.Context, op Operator, userID string) error {
-	return a.deleteAccount(ctx, Client{}, userID, "by "+op.Name)
+	return a.deleteAccount(ctx, Client{}, &op, userID, "by "+op.Name)
 }
 
 // deleteAccount removes an account, ordered so that a crash between two
@@ -154,7 +154,8 @@ func (a *App) DeleteUser(ctx context.Context, op Operator, userID string) error 
 // (with it every factor and recovery code, and the name), then what only
 // pointed at it. Once begun it runs to the end whatever the caller's
 // context does.
-func (a *App) deleteAccount(ctx context.Context, cl Client, userID, by string) error {
+// An operator's deletion (op not nil) is recorded as theirs.
+func (a *App) deleteAccount(ctx context.Context, cl Client, op *Operator, userID, by string) error {
 	ctx = context.WithoutCancel(ctx)
 	if _, err := a.Users.User(ctx, userID); err != nil {
 		return err
@@ -184,7 +185,11 @@ func (a *App) deleteAccount(ctx context.Context, cl Client, userID, by string) e
 		return err
 	}
 	a.m.issued.WithLabelValues("session", "revoked").Inc()
-	a.event(cl, userID, "", mfa.EventAccountDeleted, by)
+	if op != nil {
+		a.adminEvent(*op, userID, "", mfa.EventAccountDeleted, by)
+	} else {
+		a.event(cl, userID, "", mfa.EventAccountDeleted, by)
+	}
 	return nil
 }
 

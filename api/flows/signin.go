@@ -21,11 +21,6 @@ func (a *App) SignUp(ctx context.Context, cl Client, username, password string) 
 	return a.createUser(ctx, cl, username, password)
 }
 
-// CreateUser creates an account whatever the sign-up setting (operators).
-func (a *App) CreateUser(ctx context.Context, username, password string) (*mfa.User, error) {
-	return a.createUser(ctx, Client{}, username, password)
-}
-
 func (a *App) createUser(ctx context.Context, cl Client, username, password string) (*mfa.User, error) {
 	name, err := mfa.CanonicalUsername(username)
 	if err != nil {
@@ -143,6 +138,11 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return nil, err
 	}
 	a.m.verified("pwd", true)
+	if u.Disabled {
+		_ = a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt) // the password was right
+		a.event(cl, u.ID, "", mfa.EventLoginFailure, "account disabled")
+		return nil, ErrAccountDisabled
+	}
 	if u.PasswordFailures.Failures > 0 {
 		wg.Go(func() {
 			if err := a.Users.ForgivePasswordFailures(context.WithoutCancel(ctx), u.ID); err != nil {

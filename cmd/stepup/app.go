@@ -45,6 +45,7 @@ type App struct {
 	http     *http.Server
 	ln       net.Listener
 	admin    *http.Server // nil without an AdminAddr
+	adminAPI *api.Server  // its handler: /metrics and the admin API
 	adminLn  net.Listener
 	cancel   context.CancelFunc
 	served   chan error
@@ -163,6 +164,10 @@ func (a *App) Open(ctx context.Context) error {
 	pending := db.PendingTokens()
 	tokenBudget := budget(5, 5)
 	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
+	// Admin API authentication fails back off per client address, like
+	// passwords: never a lock an attacker could set on the real admins.
+	adminBudget := budget(10, 1<<30)
+	adminBudget.Keep = 24 * time.Hour
 	a.flows = flows.New(flows.Deps{
 		Users:    db,
 		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
@@ -176,7 +181,9 @@ func (a *App) Open(ctx context.Context) error {
 			Account: budget(5, mfa.NISTMaxFailures),
 			Login:   loginBudget, // per (name, address): backoff only; the account's cap is on the user
 			Enroll:  budget(5, 10),
+			Admin:   adminBudget,
 		},
+		AdminClients: c.AdminClients,
 		Policy:       policy,
 		Sessions:     sessions,
 		Issuer:       issuer,
@@ -229,10 +236,9 @@ func (a *App) Open(ctx context.Context) error {
 			a.Close(context.Background())
 			return fmt.Errorf("STEPUP_ADMIN_ADDR: %w", err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		a.adminAPI = a.server.NewAdmin(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		a.admin = &http.Server{
-			Handler:           mux,
+			Handler:           a.adminAPI,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -248,7 +254,7 @@ func (a *App) Open(ctx context.Context) error {
 		go func() { a.served <- a.admin.Serve(a.adminLn) }()
 		adminAddr = a.adminLn.Addr().String()
 	}
-	log.Info("stepup is listening", "addr", ln.Addr().String(), "admin_addr", adminAddr, "issuer", c.Issuer,
+	log.Info("stepup is listening", "addr", ln.Addr().String(), "admin_addr", adminAddr, "admin_clients", len(c.AdminClients), "issuer", c.Issuer,
 		"signup", map[bool]string{true: "open", false: "closed"}[c.SignupOpen])
 	return nil
 }
@@ -266,6 +272,10 @@ func (a *App) AdminAddr() string {
 
 // Server is the HTTP handler (tests list its routes).
 func (a *App) Server() *api.Server { return a.server }
+
+// AdminServer is the admin listener's handler (tests list its routes);
+// nil without an AdminAddr.
+func (a *App) AdminServer() *api.Server { return a.adminAPI }
 
 // Flows is the application behind the handlers.
 func (a *App) Flows() *flows.App { return a.flows }

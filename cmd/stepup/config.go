@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/stepup-auth/stepup/api/flows"
 )
 
 // Config is every setting, from the environment with flags mirroring it
@@ -61,6 +64,9 @@ type Config struct {
 	AttestationRoots string
 	// AAGUIDs are the authenticator models allowed to be attested.
 	AAGUIDs []uuid.UUID
+	// AdminClients may call the admin API; only their secrets' hashes are
+	// kept.
+	AdminClients []flows.AdminClient
 }
 
 // setting is one configuration variable and its flag.
@@ -96,6 +102,7 @@ var settings = []setting{
 	{"STEPUP_EVENT_RETENTION", "event-retention", "2160h", "how long security events are kept (1h–87600h), also after their account is deleted"},
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
 	{"STEPUP_ADDR_FAILURES", "addr-failures", "100", "wrong passwords one client address may give at sign-in in an hour, over every username together, counted in the store for all instances; past it the address's password sign-ins get 429 until the hour ends; 0 turns the limit off"},
+	{"STEPUP_ADMIN_CLIENTS", "admin-clients", "", "refused: the admin clients' secrets are secrets, set $STEPUP_ADMIN_CLIENTS"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
@@ -105,6 +112,7 @@ var settings = []setting{
 var secretFlags = map[string]string{
 	"STEPUP_MASTER_KEY":            "the master key is a secret: pass it in STEPUP_MASTER_KEY or STEPUP_MASTER_KEY_FILE, never as a flag (flags show in the process list)",
 	"STEPUP_INTROSPECTION_CLIENTS": "the introspection clients' secrets: pass them in STEPUP_INTROSPECTION_CLIENTS, never as a flag (flags show in the process list)",
+	"STEPUP_ADMIN_CLIENTS":         "the admin clients' secrets: pass them in STEPUP_ADMIN_CLIENTS, never as a flag (flags show in the process list)",
 }
 
 // LoadConfig reads the environment, then flags (which win), and validates.
@@ -252,6 +260,12 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		}
 		c.Introspectors[id] = secret
 	}
+	if c.AdminClients, err = parseAdminClients(get("STEPUP_ADMIN_CLIENTS")); err != nil {
+		return c, fmt.Errorf("STEPUP_ADMIN_CLIENTS: %w", err)
+	}
+	if len(c.AdminClients) > 0 && c.AdminAddr == "" {
+		return c, errors.New("STEPUP_ADMIN_CLIENTS: the admin API is served on STEPUP_ADMIN_ADDR, which is off; set an address or remove the clients")
+	}
 	switch c.WebAuthnUV = get("STEPUP_WEBAUTHN_UV"); c.WebAuthnUV {
 	case "required", "preferred", "discouraged":
 	default:
@@ -302,6 +316,47 @@ func checkAAL3(c Config) error {
 		return errors.New("STEPUP_WEBAUTHN_ATTESTATION_ROOTS: needed for STEPUP_WEBAUTHN_AAGUIDS without STEPUP_FIDO_MDS_FILE")
 	}
 	return nil
+}
+
+// minAdminSecret is the shortest admin client secret: 32 characters (say,
+// `head -c 24 /dev/urandom | base64`), so that it cannot be guessed and a
+// fast hash of it suffices.
+const minAdminSecret = 32
+
+// parseAdminClients reads comma-separated id:secret[:ro] entries. The id
+// is what comes before the first colon; a trailing :ro makes the client
+// read-only. Errors never quote an entry: it holds a secret.
+func parseAdminClients(s string) ([]flows.AdminClient, error) {
+	var out []flows.AdminClient
+	for i, entry := range splitList(s) {
+		id, secret, ok := strings.Cut(entry, ":")
+		ro := false
+		if rest, found := strings.CutSuffix(secret, ":ro"); found {
+			secret, ro = rest, true
+		}
+		switch {
+		case !ok || id == "":
+			return nil, fmt.Errorf("entry %d: must be id:secret or id:secret:ro", i+1)
+		case len(secret) < minAdminSecret:
+			return nil, fmt.Errorf("entry %d (client %q): the secret must be at least %d characters, such as the output of: head -c 24 /dev/urandom | base64", i+1, id, minAdminSecret)
+		case !printableASCII(id):
+			return nil, fmt.Errorf("entry %d: the id must be printable ASCII without spaces", i+1)
+		}
+		if slices.ContainsFunc(out, func(c flows.AdminClient) bool { return c.ID == id }) {
+			return nil, fmt.Errorf("client %q is listed twice", id)
+		}
+		out = append(out, flows.AdminClient{ID: id, SecretHash: flows.HashAdminSecret(secret), ReadOnly: ro})
+	}
+	return out, nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func parseIssuer(s string) (string, error) {

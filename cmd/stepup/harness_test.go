@@ -59,6 +59,9 @@ type appOptions struct {
 	AddrFailures   int // wrong passwords per hour per address at sign-in; 0: no limit
 	// Configure changes the configuration further before the App opens.
 	Configure func(*Config)
+	// AdminClients, as STEPUP_ADMIN_CLIENTS, turns on the admin listener
+	// on 127.0.0.1:0 with those clients.
+	AdminClients string
 }
 
 // testApp is one running App and a client for it.
@@ -114,6 +117,13 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 	}
 	if o.Configure != nil {
 		o.Configure(&app.Config)
+	}
+	if o.AdminClients != "" {
+		clients, err := parseAdminClients(o.AdminClients)
+		if err != nil {
+			tb.Fatalf("admin clients: %v", err)
+		}
+		app.Config.AdminAddr, app.Config.AdminClients = "127.0.0.1:0", clients
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -137,6 +137,7 @@ var secretSettings = map[string]bool{
 	"STEPUP_MASTER_KEY":            true,
 	"STEPUP_MONGODB_URI":           true, // carries the database credentials
 	"STEPUP_INTROSPECTION_CLIENTS": true,
+	"STEPUP_ADMIN_CLIENTS":         true,
 }
 
 // checkK8s asserts the production requirements on the decoded manifests.

@@ -1,0 +1,109 @@
+package flows_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/stepup-auth/stepup/api/flows"
+	"github.com/stepup-auth/stepup/mfa"
+)
+
+// checkDead fails t unless the tokens of t are refused: the access token
+// (its session ended) and the refresh token.
+func (e *env) checkDead(t *testing.T, what string, tok *flows.Tokens) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.app.Authenticate(ctx, tok.Access, flows.Client{}); !errors.Is(err, flows.ErrSessionGone) {
+		t.Errorf("%s: the access token: %v, want ErrSessionGone", what, err)
+	}
+	if tok.Refresh != "" {
+		if _, err := e.app.Refresh(ctx, flows.Client{}, tok.Refresh); err == nil {
+			t.Errorf("%s: the refresh token still works", what)
+		}
+	}
+}
+
+// TestDisableRacesSignIn: an operator disables a user while the user signs
+// in — with the password alone (the hash takes tens of milliseconds after
+// the user was read) and with a second factor after an mfa_token. Either
+// the sign-in is refused, or its session is already dead: no order of the
+// two leaves a disabled user signed in.
+func TestDisableRacesSignIn(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	op := flows.Operator{Name: "ops"}
+	refused, won := 0, 0
+	for round := range 6 {
+		u := e.user(t, fmt.Sprintf("racer%d", round))
+		var out *flows.Outcome
+		errs := race(func(i int) error {
+			if i == 0 {
+				var err error
+				out, err = e.app.Login(ctx, flows.Client{}, u.Username, password)
+				return err
+			}
+			_, err := e.app.DisableUser(ctx, op, u.ID)
+			return err
+		})
+		if errs[1] != nil {
+			t.Fatalf("round %d: DisableUser: %v", round, errs[1])
+		}
+		if errs[0] != nil {
+			if !errors.Is(errs[0], flows.ErrAccountDisabled) {
+				t.Fatalf("round %d: Login: %v, want tokens or ErrAccountDisabled", round, errs[0])
+			}
+			refused++
+			continue
+		}
+		won++
+		e.checkDead(t, fmt.Sprintf("round %d, password", round), out.Tokens)
+	}
+
+	for round := range 6 {
+		u := e.totpUser(t, fmt.Sprintf("second%d", round))
+		pc, _ := e.pending(t, u.Username)
+		var tok *flows.Tokens
+		code := e.code(t, u.Secret, 0)
+		errs := race(func(i int) error {
+			if i == 0 {
+				var err error
+				tok, err = e.app.VerifyTOTP(ctx, flows.Client{}, pc, code)
+				return err
+			}
+			_, err := e.app.DisableUser(ctx, op, u.ID)
+			return err
+		})
+		if errs[1] != nil {
+			t.Fatalf("round %d: DisableUser: %v", round, errs[1])
+		}
+		if errs[0] != nil {
+			if !errors.Is(errs[0], flows.ErrAccountDisabled) {
+				t.Fatalf("round %d: VerifyTOTP: %v, want tokens or ErrAccountDisabled", round, errs[0])
+			}
+			refused++
+			continue
+		}
+		won++
+		e.checkDead(t, fmt.Sprintf("round %d, TOTP", round), tok)
+	}
+	t.Logf("%d sign-ins refused, %d got tokens that were dead at once", refused, won)
+	// Enabled again, the user signs in.
+	u := e.user(t, "back")
+	if _, err := e.app.DisableUser(ctx, op, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.app.Login(ctx, flows.Client{}, u.Username, password); !errors.Is(err, flows.ErrAccountDisabled) {
+		t.Fatalf("Login while disabled: %v", err)
+	}
+	if _, err := e.app.Login(ctx, flows.Client{}, u.Username, "not the password"); !errors.Is(err, mfa.ErrBadCredentials) {
+		t.Fatalf("wrong password while disabled: %v, want ErrBadCredentials (nothing told)", err)
+	}
+	if _, err := e.app.EnableUser(ctx, op, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.app.Login(ctx, flows.Client{}, u.Username, password); err != nil || out.Tokens == nil {
+		t.Fatalf("Login after enable: %+v, %v", out, err)
+	}
+}
