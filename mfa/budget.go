@@ -48,14 +48,18 @@ type BudgetStore interface {
 // PendingStore holds, per mfa_pending token, its attempt budget and its
 // consumption, in one document that exists from the token's issue: Spend
 // refuses a consumed token with ErrUsed, so a used token takes no more
-// guesses, and a token no login issued (whatever its signature) with
-// ErrNotFound. It is implemented by store.
+// guesses, a token no login issued (whatever its signature) with
+// ErrNotFound, and a token ended by EndFor with ErrEnded (also from Consume
+// and Consumed). It is implemented by store.
 type PendingStore interface {
 	BudgetStore
-	// Open records a token just issued, and forgives the budget scopes in
-	// forgive (of the BudgetStore kept in the same store) in the same round
-	// trip: the password step's success.
-	Open(ctx context.Context, id string, now, expires time.Time, forgive ...string) error
+	// Open records a token just issued to subject, and forgives the budget
+	// scopes in forgive (of the BudgetStore kept in the same store) in the
+	// same round trip: the password step's success.
+	Open(ctx context.Context, id, subject string, now, expires time.Time, forgive ...string) error
+	// EndFor marks every unconsumed token of subject used: none of them can
+	// finish a sign-in any more (a disabled or deleted account).
+	EndFor(ctx context.Context, subject string, now time.Time) error
 	// Consume marks the token used, atomically: ErrUsed if it was already,
 	// ErrNotFound if it was never opened.
 	Consume(ctx context.Context, id string, now, expires time.Time) error

@@ -193,7 +193,7 @@ func TestBudgetTokenBurst(t *testing.T) {
 	b, p := env.tokenBudget(0)
 	for r := range rounds {
 		jti := fmt.Sprintf("jti-%d", r)
-		if err := p.Open(context.Background(), jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+		if err := p.Open(context.Background(), jti, "u", env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		got := burst(t, []*mfa.Budget{b}, jti, n)
@@ -290,7 +290,7 @@ func TestBudgetSucceed(t *testing.T) {
 	t.Run("ConsumedTokenTakesNoAttempt", func(t *testing.T) {
 		b, p := env.tokenBudget(0)
 		const jti = "jti"
-		if err := p.Open(ctx, jti, env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
+		if err := p.Open(ctx, jti, "u", env.clk.Now(), env.clk.Now().Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		takeN(t, b, jti, 2)
@@ -324,7 +324,7 @@ func TestBudgetSucceed(t *testing.T) {
 	t.Run("OpenForgivesInTheSameWrite", func(t *testing.T) {
 		b, p := env.budget(0, 5, 10), env.dbs[0].PendingTokens()
 		takeN(t, b, "pwd|carol|1.2.3.4", 3)
-		if err := p.Open(ctx, "jti-carol", env.clk.Now(), env.clk.Now().Add(time.Hour), "pwd|carol|1.2.3.4"); err != nil {
+		if err := p.Open(ctx, "jti-carol", "carol", env.clk.Now(), env.clk.Now().Add(time.Hour), "pwd|carol|1.2.3.4"); err != nil {
 			t.Fatal(err)
 		}
 		if st, err := env.stores[0].Budget(ctx, "pwd|carol|1.2.3.4"); err != nil || st.Failures != 0 {

@@ -14,6 +14,7 @@ var (
 	ErrNotFirst          = errors.New("mfa: the user has a confirmed factor already")
 	ErrLastFactor        = errors.New("mfa: the last confirmed factor")
 	ErrUsed              = errors.New("mfa: already used")
+	ErrEnded             = errors.New("mfa: ended with its account") // an mfa_token, by PendingStore.EndFor
 	ErrInvalidUsername   = errors.New("mfa: invalid username")
 	ErrInvalidPassword   = errors.New("mfa: password does not meet the rules")
 	ErrBadCredentials    = errors.New("mfa: invalid credentials")

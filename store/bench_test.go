@@ -70,7 +70,7 @@ func BenchmarkStoreOps(b *testing.B) {
 			seq++
 			id := fmt.Sprint("jti", seq)
 			b.StopTimer()
-			if err := tb.Open(ctx, id, t0, t0.Add(time.Hour)); err != nil {
+			if err := tb.Open(ctx, id, "u1", t0, t0.Add(time.Hour)); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

@@ -14,9 +14,11 @@ import (
 
 type budgetDoc struct {
 	ID        string    `bson:"_id"`
+	Sub       string    `bson:"sub,omitempty"` // pending tokens: the user
 	Fail      int64     `bson:"fail"`
 	Last      time.Time `bson:"last"`
-	Used      time.Time `bson:"used,omitempty"` // pending tokens: when consumed
+	Used      time.Time `bson:"used,omitempty"`  // pending tokens: when consumed
+	Ended     bool      `bson:"ended,omitempty"` // pending tokens: ended by EndFor
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
@@ -59,13 +61,13 @@ func (db *DB) PendingTokens() *PendingTokens {
 	return &PendingTokens{Budgets{coll: db.db.Collection(colBudgets), pending: true}}
 }
 
-// Open records a new token with no attempt spent, and forgives the budget
-// scopes named in forgive: one update command with a statement each (an
-// upsert that only ever inserts, for the token).
-func (p *PendingTokens) Open(ctx context.Context, id string, now, expires time.Time, forgive ...string) error {
+// Open records a new token of subject with no attempt spent, and forgives
+// the budget scopes named in forgive: one update command with a statement
+// each (an upsert that only ever inserts, for the token).
+func (p *PendingTokens) Open(ctx context.Context, id, subject string, now, expires time.Time, forgive ...string) error {
 	models := []mongo.WriteModel{mongo.NewUpdateOneModel().
 		SetFilter(bson.D{{Key: "_id", Value: p.id(id)}}).
-		SetUpdate(bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "fail", Value: int64(0)},
+		SetUpdate(bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "sub", Value: subject}, {Key: "fail", Value: int64(0)},
 			{Key: "last", Value: now.UTC()}, {Key: "expires_at", Value: expires.UTC()}}}}).
 		SetUpsert(true)}
 	for _, scope := range forgive {
@@ -75,6 +77,18 @@ func (p *PendingTokens) Open(ctx context.Context, id string, now, expires time.T
 	}
 	if _, err := p.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
 		return opError(err, "open mfa_token")
+	}
+	return nil
+}
+
+// EndFor marks every unconsumed token of subject used (an indexed
+// updateMany), so that none of them can finish a sign-in any more.
+func (p *PendingTokens) EndFor(ctx context.Context, subject string, now time.Time) error {
+	_, err := p.coll.UpdateMany(ctx,
+		bson.D{{Key: "sub", Value: subject}, {Key: "used", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "used", Value: now.UTC()}, {Key: "ended", Value: true}}}})
+	if err != nil {
+		return opError(err, "end mfa_tokens")
 	}
 	return nil
 }
@@ -99,7 +113,8 @@ func (p *PendingTokens) Consume(ctx context.Context, id string, now, expires tim
 }
 
 // Consumed reports whether the token was consumed; mfa.ErrNotFound when no
-// login issued it (or its record expired).
+// login issued it (or its record expired), mfa.ErrEnded when EndFor ended
+// it.
 func (p *PendingTokens) Consumed(ctx context.Context, id string) (bool, error) {
 	var doc budgetDoc
 	err := p.coll.FindOne(ctx, bson.D{{Key: "_id", Value: p.id(id)}}).Decode(&doc)
@@ -108,6 +123,9 @@ func (p *PendingTokens) Consumed(ctx context.Context, id string) (bool, error) {
 	}
 	if err != nil {
 		return false, opError(err, "find mfa_token")
+	}
+	if doc.Ended {
+		return true, mfa.ErrEnded
 	}
 	return !doc.Used.IsZero(), nil
 }
@@ -141,6 +159,9 @@ func (b *Budgets) Spend(ctx context.Context, scope string, gates []mfa.Gate, now
 		}
 		if err != nil {
 			return mfa.BudgetState{}, false, opError(err, "read budget")
+		}
+		if doc.Ended {
+			return mfa.BudgetState{}, false, mfa.ErrEnded
 		}
 		if !doc.Used.IsZero() {
 			return mfa.BudgetState{}, false, mfa.ErrUsed

@@ -171,6 +171,8 @@ func (db *DB) createIndexes(ctx context.Context) error {
 	}{
 		{colUsers, mongo.IndexModel{Keys: bson.D{{Key: "username", Value: 1}}, Options: options.Index().SetName("username").SetUnique(true)}},
 		{colSessions, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
+		// An mfa_pending token's user (PendingTokens.EndFor).
+		{colBudgets, mongo.IndexModel{Keys: bson.D{{Key: "sub", Value: 1}}, Options: options.Index().SetName("sub")}},
 		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
 		// The feed's order (Events.Feed); not unique, as events written
 		// before it existed have no number.

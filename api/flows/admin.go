@@ -220,17 +220,23 @@ func (a *App) CreateUser(ctx context.Context, op Operator, username, password st
 
 // DisableUser disables the user's account: first the flag, which every
 // sign-in path checks (password, passkey, a pending second factor, and
-// once more after a session is created, see admitted), then every session
-// of the user ends, on every instance at once (access tokens are checked
-// against their session on each request; refresh needs a live session).
-// The order closes the race with a sign-in in flight: its session is
-// either created before the sessions are ended (and ended with them) or
-// sees the flag.
+// for a password alone or a passkey once more after a session is created,
+// see admitted); then the user's unconsumed mfa_tokens end; then every
+// session of the user ends, on every instance at once (access tokens are
+// checked against their session on each request; refresh needs a live
+// session). The order closes the race with a sign-in in flight: its
+// session is either created before the sessions are ended (and ended with
+// them) or sees the flag — a second factor's session is inserted before
+// its token is consumed (finish), so it either was, or its token was ended.
 func (a *App) DisableUser(ctx context.Context, op Operator, id string) (*mfa.User, error) {
 	if err := a.Users.SetDisabled(ctx, id, true); err != nil {
 		return nil, err
 	}
-	if err := a.Sessions.Store.RevokeUserSessions(context.WithoutCancel(ctx), id, "", a.Now()); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if err := a.Pending.EndFor(ctx, id, a.Now()); err != nil {
+		return nil, err
+	}
+	if err := a.Sessions.Store.RevokeUserSessions(ctx, id, "", a.Now()); err != nil {
 		return nil, err
 	}
 	a.adminEvent(op, id, "", mfa.EventAdminDisabled, "sessions ended by "+op.Name)

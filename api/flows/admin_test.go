@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stepup-auth/stepup/api/flows"
@@ -105,5 +106,47 @@ func TestDisableRacesSignIn(t *testing.T) {
 	}
 	if out, err := e.app.Login(ctx, flows.Client{}, u.Username, password); err != nil || out.Tokens == nil {
 		t.Fatalf("Login after enable: %+v, %v", out, err)
+	}
+}
+
+// TestDisableBetweenFactorAndSession: the interleaving a race rarely hits,
+// made to happen: the user's code was accepted (the user read before the
+// disable), then the whole disable runs, then the sign-in inserts its
+// session. The sign-in must be refused and leave nothing live: the disable
+// ended the user's mfa_tokens before their sessions, so this one cannot be
+// consumed. The same for a deletion.
+func TestDisableBetweenFactorAndSession(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	op := flows.Operator{Name: "ops"}
+	for _, c := range []struct {
+		name string
+		act  func(userID string) error
+		want error
+	}{
+		{"Disable", func(id string) error { _, err := e.app.DisableUser(ctx, op, id); return err }, flows.ErrAccountDisabled},
+		{"Delete", func(id string) error { return e.app.DeleteUser(ctx, op, id) }, flows.ErrPendingUser},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := e.totpUser(t, "between-"+strings.ToLower(c.name))
+			pc, _ := e.pending(t, u.Username)
+			undo := flows.SetBeforeSecondFactorSession(func(id string) {
+				if err := c.act(id); err != nil {
+					t.Errorf("%s: %v", c.name, err)
+				}
+			})
+			tok, err := e.app.VerifyTOTP(ctx, flows.Client{}, pc, e.code(t, u.Secret, 0))
+			undo()
+			if !errors.Is(err, c.want) {
+				t.Fatalf("VerifyTOTP: %+v, %v; want %v", tok, err, c.want)
+			}
+			ss, err := e.app.Sessions.OfUser(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ss) != 0 {
+				t.Fatalf("%d live sessions after the %s, want none", len(ss), c.name)
+			}
+		})
 	}
 }

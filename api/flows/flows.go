@@ -212,13 +212,14 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 
 // admitted checks, after a new session was created, that its user still
 // exists and is not disabled; otherwise it ends the session and returns
-// ErrAccountDisabled, or gone for a user removed meanwhile. Every path
-// that creates a session passes here (a password alone, a second factor
-// after a pending mfa_token, a passkey). Read after the
-// session exists, the user cannot have been disabled unseen: DisableUser
-// sets the flag before it ends the user's sessions, so a session created
-// before the flag was set is ended by it, and one created after sees it.
-// It costs one read per sign-in, none per request.
+// ErrAccountDisabled, or gone for a user removed meanwhile. A password
+// alone and a passkey pass here. Read after the session exists, the user
+// cannot have been disabled unseen: DisableUser sets the flag before it
+// ends the user's sessions, so a session created before the flag was set
+// is ended by it, and one created after sees it. It costs one read per
+// such sign-in, none per request. A second factor needs no such read: its
+// session is inserted before its mfa_token is consumed, and a disable or
+// deletion ends the user's tokens before their sessions (finish).
 func (a *App) admitted(ctx context.Context, cl Client, sess *tokens.Session, gone error) error {
 	u, err := a.Users.User(ctx, sess.UserID)
 	switch {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -102,6 +101,9 @@ func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*pr
 	if errors.Is(err, mfa.ErrNotFound) {
 		return nil, errors.Join(ErrPendingBad, errPendingUnknown)
 	}
+	if errors.Is(err, mfa.ErrEnded) {
+		return nil, a.endedWhy(ctx, pc.Subject)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +175,8 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 			return nil, ErrPendingUsed
 		case errors.Is(err, mfa.ErrNotFound):
 			return nil, errors.Join(ErrPendingBad, errPendingUnknown)
+		case errors.Is(err, mfa.ErrEnded):
+			return nil, a.endedWhy(ctx, pc.Subject)
 		}
 		return nil, err
 	}
@@ -196,7 +200,44 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 		a.event(cl, pc.Subject, pc.Session, mfa.EventLockout, "second factor")
 		return nil, err
 	}
+	if u.Disabled {
+		// Disabled after this token's password step: DisableUser ended the
+		// tokens it found, and this one was recorded after it looked.
+		return nil, ErrAccountDisabled
+	}
 	return u, nil
+}
+
+// beforeSecondFactorSession, when set (by this package's tests only), runs
+// after a second factor was accepted and before its session is created:
+// the one moment a disable or a deletion can slip in unseen by the reads
+// that came before.
+var beforeSecondFactorSession func(userID string)
+
+// endedWhy is the answer to an mfa_token ended with its account
+// (PendingStore.EndFor): the account is gone or disabled.
+func (a *App) endedWhy(ctx context.Context, userID string) error {
+	u, err := a.Users.User(ctx, userID)
+	switch {
+	case errors.Is(err, mfa.ErrNotFound):
+		return ErrPendingUser
+	case err != nil:
+		return err
+	case u.Disabled:
+		return ErrAccountDisabled
+	}
+	return ErrPendingUsed // disabled, then enabled again: the token stays ended
+}
+
+// abandon ends a session that will not be handed out; if its user was
+// deleted meanwhile, the document goes too (nothing of a deleted account
+// stays).
+func (a *App) abandon(ctx context.Context, sess *tokens.Session) {
+	ctx = context.WithoutCancel(ctx)
+	_ = a.Sessions.Revoke(ctx, sess.ID)
+	if _, err := a.Users.User(ctx, sess.UserID); errors.Is(err, mfa.ErrNotFound) {
+		_ = a.Sessions.Store.DeleteUserSessions(ctx, sess.UserID)
+	}
 }
 
 // reaches refuses, before any attempt is spent, a kind of factor that
@@ -220,48 +261,42 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		return nil, ErrFactorCannotReach
 	}
 	now := a.Now()
-	// A new session is inserted while the mfa_token is consumed; it is
-	// handed out only if this request consumed the token (an unused session
-	// has a refresh token nobody knows, and is revoked). A step-up changes
-	// an existing session, so it waits.
+	// A new session is handed out only if this request consumed the token
+	// (an unused session has a refresh token nobody knows, and is
+	// abandoned). A step-up changes an existing session, after the token.
 	var (
 		sess    *tokens.Session
 		refresh string
-		wg      sync.WaitGroup
-		lostErr error
-		refused error
+		err     error
 	)
-	if pc.Session == "" {
-		// The user is read again once the session exists (admitted), in
-		// the same goroutine, so it overlaps the consumption.
-		wg.Go(func() {
-			sess, refresh, lostErr = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR)
-			if lostErr == nil {
-				refused = a.admitted(ctx, cl, sess, ErrPendingUser)
-			}
-		})
+	if beforeSecondFactorSession != nil {
+		beforeSecondFactorSession(u.ID)
 	}
-	consumeErr := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute))
-	wg.Wait()
-	if consumeErr != nil {
-		switch {
-		case errors.Is(consumeErr, mfa.ErrUsed):
-			consumeErr = ErrPendingUsed
-		case errors.Is(consumeErr, mfa.ErrNotFound):
-			consumeErr = errors.Join(ErrPendingBad, errPendingUnknown)
+	if pc.Session == "" {
+		// The session is inserted before the token is consumed: a disable
+		// or a deletion first ends the user's unconsumed tokens
+		// (PendingStore.EndFor) and then their sessions, so a session
+		// whose token was consumed existed before its sessions were ended
+		// (and was ended with them), and a later one fails to consume.
+		if sess, refresh, err = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR); err != nil {
+			return nil, err
 		}
+	}
+	if err := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute)); err != nil {
 		if sess != nil {
-			_ = a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID)
+			a.abandon(ctx, sess)
 		}
-		return nil, consumeErr
+		switch {
+		case errors.Is(err, mfa.ErrUsed):
+			err = ErrPendingUsed
+		case errors.Is(err, mfa.ErrNotFound):
+			err = errors.Join(ErrPendingBad, errPendingUnknown)
+		case errors.Is(err, mfa.ErrEnded):
+			err = a.endedWhy(ctx, u.ID)
+		}
+		return nil, err
 	}
 	if pc.Session == "" {
-		if lostErr != nil {
-			return nil, lostErr
-		}
-		if refused != nil {
-			return nil, refused
-		}
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
 		t, err := a.issue(sess, refresh)
 		if t != nil {
@@ -269,7 +304,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		}
 		return t, err
 	}
-	sess, err := a.Sessions.Raise(ctx, pc.Session, now, as.ACR, as.AMR)
+	sess, err = a.Sessions.Raise(ctx, pc.Session, now, as.ACR, as.AMR)
 	if err != nil {
 		if errors.Is(err, tokens.ErrSessionEnded) || errors.Is(err, tokens.ErrSessionNotFound) {
 			err = errors.Join(ErrStepUpSession, err)

@@ -160,6 +160,12 @@ func (a *App) deleteAccount(ctx context.Context, cl Client, op *Operator, userID
 	if _, err := a.Users.User(ctx, userID); err != nil {
 		return err
 	}
+	// The unconsumed mfa_tokens end before the sessions: a second factor
+	// in flight either consumed its token before this (its session existed
+	// and ends below) or cannot (finish).
+	if err := a.Pending.EndFor(ctx, userID, a.Now()); err != nil {
+		return err
+	}
 	if err := a.Sessions.RevokeAll(ctx, userID, ""); err != nil {
 		return err
 	}

@@ -175,7 +175,7 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 	}
 	// The token's record (its attempts, its consumption: a token without
 	// one is refused) and the budget's forgiveness, in one round trip.
-	if err := a.Pending.Open(ctx, claims.Record, a.Now(), claims.Expiry.Add(time.Minute), attempt.Scope); err != nil {
+	if err := a.Pending.Open(ctx, claims.Record, u.ID, a.Now(), claims.Expiry.Add(time.Minute), attempt.Scope); err != nil {
 		return nil, err
 	}
 	factors := a.Policy.Offered(u, a.Policy.Levels[1], have)

@@ -76,7 +76,7 @@ func (a *App) StepUp(ctx context.Context, c *Caller, want string, maxAge *time.D
 	if err != nil {
 		return nil, err
 	}
-	if err := a.Pending.Open(ctx, claims.Record, now, claims.Expiry.Add(time.Minute)); err != nil {
+	if err := a.Pending.Open(ctx, claims.Record, u.ID, now, claims.Expiry.Add(time.Minute)); err != nil {
 		return nil, err
 	}
 	return &Outcome{Pending: &Pending{Token: tok, Expiry: claims.Expiry, Factors: factors}}, nil

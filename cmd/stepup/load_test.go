@@ -70,7 +70,7 @@ func BenchmarkSecondFactorLoad(b *testing.B) {
 						u := users[k]
 						tok, claims, err := a.Flows().Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: []string{mfa.AMRPassword}})
 						if err == nil {
-							err = a.Flows().Pending.Open(context.Background(), claims.Record, a.Clock.Now(), claims.Expiry)
+							err = a.Flows().Pending.Open(context.Background(), claims.Record, u.ID, a.Clock.Now(), claims.Expiry)
 						}
 						if err != nil {
 							b.Error(err)

@@ -188,7 +188,7 @@ func (e *Env) Pending(tb testing.TB, pc tokens.PendingClaims) string {
 	if err != nil {
 		tb.Fatalf("flowstest: mfa_token: %v", err)
 	}
-	if err := e.App.Pending.Open(context.Background(), claims.Record, e.Clock.Now(), claims.Expiry.Add(time.Minute)); err != nil {
+	if err := e.App.Pending.Open(context.Background(), claims.Record, pc.Subject, e.Clock.Now(), claims.Expiry.Add(time.Minute)); err != nil {
 		tb.Fatalf("flowstest: open mfa_token: %v", err)
 	}
 	return tok
