@@ -30,10 +30,13 @@ const (
 	CodeLastFactor           Code = "last_factor"
 	CodePasswordRequired     Code = "password_required"
 	CodeHeadersTooLarge      Code = "request_header_fields_too_large"
+	CodeInvalidDPoPProof     Code = "invalid_dpop_proof" // RFC 9449 §5, §7.1
+	CodeUseDPoPNonce         Code = "use_dpop_nonce"     // RFC 9449 §8, §9
 )
 
 // Codes lists every code above.
 var Codes = []Code{CodeInvalidRequest, CodeUnsupportedMediaType, CodeRequestTooLarge, CodeInvalidCredentials,
 	CodeMFAFailed, CodeInvalidToken, CodeInsufficient, CodeRateLimited, CodeAccountLocked, CodeOverloaded,
 	CodeConflict, CodeNotFound, CodeSignupClosed, CodeInvalidGrant, CodeUnavailable, CodeInternalError,
-	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge}
+	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge,
+	CodeInvalidDPoPProof, CodeUseDPoPNonce}

@@ -54,6 +54,7 @@ const (
 	realmChallenge
 	invalidTokenChallenge
 	basicChallenge
+	dpopChallenge // a DPoP challenge (RFC 9449 §7.1) with the row's code
 )
 
 // The HTTP layer's own errors; the table below says what each becomes.
@@ -106,6 +107,17 @@ var errorTable = []errorEntry{
 	{flows.ErrSessionGone, 401, CodeInvalidToken, "the session has ended", invalidTokenChallenge},
 	{flows.ErrStepUpSession, 401, CodeInvalidToken, "the session being stepped up has ended", invalidTokenChallenge},
 	{tokens.ErrInvalidToken, 401, CodeInvalidToken, "the token is invalid or expired", invalidTokenChallenge},
+	// DPoP (RFC 9449). At the token-issuing endpoints a refused proof is
+	// 400 (§5); the endpoints taking an access token answer 401 with a
+	// DPoP challenge instead (resourceProof).
+	{flows.ErrDPoPBound, 401, CodeInvalidToken,
+		"the token is bound to a DPoP key: send it with the DPoP scheme and a proof of that key", dpopChallenge},
+	{flows.ErrDPoPUnbound, 401, CodeInvalidToken, "the token is not DPoP-bound: send it with the Bearer scheme", invalidTokenChallenge},
+	{tokens.ErrDPoPNonce, 400, CodeUseDPoPNonce, "the DPoP proof must carry the server's nonce (DPoP-Nonce)", noChallenge},
+	{tokens.ErrDPoPProof, 400, CodeInvalidDPoPProof, "the DPoP proof is invalid or not for this request", noChallenge},
+	{flows.ErrDPoPReplay, 400, CodeInvalidDPoPProof, "the DPoP proof was used before", noChallenge},
+	{flows.ErrDPoPUnavailable, 400, CodeInvalidDPoPProof, "DPoP proofs are not accepted here", noChallenge},
+	{flows.ErrDPoPRequired, 400, CodeInvalidDPoPProof, "a DPoP proof is required", noChallenge},
 	// Credentials of the request itself (sign-in, the mfa_token endpoints).
 	{mfa.ErrBadCredentials, 401, CodeInvalidCredentials, "the username or password is wrong", realmChallenge},
 	{mfa.ErrBadCode, 401, CodeMFAFailed, "the second factor was not accepted", realmChallenge},
@@ -206,6 +218,8 @@ func toProblem(err error) *Problem {
 				p.Challenge = (&guard.Challenge{Code: guard.CodeInvalidToken, Description: e.detail}).Header()
 			case basicChallenge:
 				p.Challenge = `Basic realm="stepup introspection"`
+			case dpopChallenge:
+				p.Challenge = (&guard.Challenge{Code: string(e.code), Description: e.detail, DPoP: true}).Header()
 			}
 			p.Err = err
 			return p
@@ -284,6 +298,8 @@ func oauthError(p *Problem) string {
 		return "invalid_client"
 	case p.Code == CodeInvalidGrant:
 		return "invalid_grant"
+	case p.Code == CodeInvalidDPoPProof, p.Code == CodeUseDPoPNonce:
+		return string(p.Code)
 	case p.Status == http.StatusServiceUnavailable:
 		return "temporarily_unavailable"
 	case p.Status >= 500:

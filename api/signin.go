@@ -81,7 +81,7 @@ func (s *Server) respondOutcome(c *gin.Context, out *flows.Outcome) {
 // token goes into the __Host- cookie instead of the body.
 func (s *Server) respondTokens(c *gin.Context, t *flows.Tokens) {
 	sess := t.Session
-	resp := tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: t.Access,
+	resp := tokenResponse{Status: "authenticated", TokenType: tokenType(t.JKT), AccessToken: t.Access,
 		ExpiresIn: ttl(t.AccessExpiry, s.Now()), RefreshToken: t.Refresh, ACR: sess.ACR, AMR: sess.AMR,
 		RecoveryCodesLeft: t.RecoveryLeft}
 	if t.Refresh != "" && s.cookieMode(c) {

@@ -41,11 +41,12 @@ const (
 	colCreds     = "webauthn_credentials"
 	colRecovery  = "recovery_used"
 	colEvents    = "events"
+	colDPoP      = "dpop_proofs" // DPoP proofs seen, by key and jti, until they expire
 )
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colBudgets, colSessions, colRotations, colCeremony, colEvents}
+var expiring = []string{colBudgets, colSessions, colRotations, colCeremony, colEvents, colDPoP}
 
 // Config is what Open needs.
 type Config struct {

@@ -53,6 +53,7 @@ type Deps struct {
 	Sessions *tokens.Sessions
 	Issuer   *tokens.Issuer
 	Verifier *tokens.Verifier
+	DPoP     DPoP // RFC 9449 proofs (dpop.go)
 
 	MFAAudience string // aud of mfa_pending tokens
 	SignupOpen  bool
@@ -101,6 +102,9 @@ func New(d Deps) *App {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.DPoP.Verifier == nil {
+		d.DPoP.Verifier = tokens.NewDPoPVerifier(tokens.DPoPConfig{Now: d.Now})
+	}
 	if d.PasswordLock == 0 {
 		d.PasswordLock = time.Hour
 	}
@@ -116,11 +120,13 @@ func (a *App) Close() {
 	a.events.close()
 }
 
-// Client is who is asking, for security events: never trusted for a
-// decision.
+// Client is who is asking. IP and UserAgent are for security events (and
+// the refresh grace period's fingerprint), never trusted for a decision;
+// Proof is the request's verified DPoP proof (App.Proof), nil without one.
 type Client struct {
 	IP        string
 	UserAgent string
+	Proof     *Proof
 }
 
 // Caller is a signed-in session presenting an access token.
@@ -136,6 +142,9 @@ type Tokens struct {
 	Access       string
 	AccessExpiry time.Time
 	Refresh      string // empty after a step-up: the session's refresh token still works
+	// JKT is the DPoP key the access token is bound to (token_type DPoP);
+	// empty for a Bearer token.
+	JKT string
 	// RecoveryLeft is set after a recovery code was used.
 	RecoveryLeft *int
 }
@@ -172,24 +181,26 @@ func (a *App) event(cl Client, userID, sid, typ, detail string) {
 		At: a.Now(), IP: cl.IP, UserAgent: ua})
 }
 
-// issue signs an access token for sess.
-func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
-	access, claims, err := a.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
+// issue signs an access token for sess, bound to the DPoP key jkt when set.
+func (a *App) issue(sess *tokens.Session, refresh, jkt string) (*Tokens, error) {
+	access, claims, err := a.Issuer.BoundAccess(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR, jkt)
 	if err != nil {
 		return nil, err
 	}
 	a.m.issued.WithLabelValues("access", "issued").Inc()
-	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh}, nil
+	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh, JKT: jkt}, nil
 }
 
-// start begins a session for a finished authentication.
+// start begins a session for a finished authentication, bound to the key
+// the request proved, if any.
 func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
-	sess, refresh, err := a.Sessions.Start(ctx, userID, a.Now(), as.ACR, as.AMR)
+	jkt := cl.Proof.JKT()
+	sess, refresh, err := a.Sessions.StartBound(ctx, userID, a.Now(), as.ACR, as.AMR, jkt)
 	if err != nil {
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
-	return a.issue(sess, refresh)
+	return a.issue(sess, refresh, jkt)
 }
 
 func describe(as mfa.Assurance) string {

@@ -146,6 +146,9 @@ func (a *App) PasskeyOptions(ctx context.Context) (*protocol.CredentialAssertion
 // VerifyPasskey finishes a usernameless sign-in: a passkey with user
 // verification is both factors at once.
 func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Tokens, error) {
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
 	u, _, as, err := a.WebAuthn.FinishPasskey(ctx, body)
 	if err != nil {
 		a.m.verified("passkey", false)
@@ -160,6 +163,14 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 // in the same round trip. The token's attempt comes first, so a dead token
 // spends nothing of the account's budget.
 func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClaims) (*mfa.User, error) {
+	// A token bound to a DPoP key is worthless without a proof of that
+	// key: refused before anything is spent.
+	if err := holdsPending(pc, cl.Proof); err != nil {
+		return nil, err
+	}
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
 	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.Record)
 	if err != nil {
 		var th *mfa.ThrottledError
@@ -227,8 +238,11 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		wg      sync.WaitGroup
 		lostErr error
 	)
+	// The new session is bound to the key of the mfa_token, or else to the
+	// key this request proved (holdsPending made them one when both exist).
+	jkt := bindKey(pc.JKT, cl.Proof)
 	if pc.Session == "" {
-		wg.Go(func() { sess, refresh, lostErr = a.Sessions.Start(ctx, u.ID, now, as.ACR, as.AMR) })
+		wg.Go(func() { sess, refresh, lostErr = a.Sessions.StartBound(ctx, u.ID, now, as.ACR, as.AMR, jkt) })
 	}
 	consumeErr := a.Pending.Consume(ctx, pc.Record, now, pc.Expiry.Add(time.Minute))
 	wg.Wait()
@@ -249,7 +263,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 			return nil, lostErr
 		}
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
-		t, err := a.issue(sess, refresh)
+		t, err := a.issue(sess, refresh, jkt)
 		if t != nil {
 			t.RecoveryLeft = recoveryLeft
 		}
@@ -264,7 +278,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	}
 	a.m.stepups.WithLabelValues(pc.ACR, as.ACR).Inc()
 	a.event(cl, u.ID, sess.ID, mfa.EventStepUp, describe(as))
-	t, err := a.issue(sess, "")
+	t, err := a.issue(sess, "", bindKey(sess.JKT, cl.Proof))
 	if t != nil {
 		t.RecoveryLeft = recoveryLeft
 	}

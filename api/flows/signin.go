@@ -88,6 +88,9 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return nil, mfa.ErrInvalidPassword
 	}
 	pw, _ := mfa.NormalizePassword(password) // a wrong-length password simply fails to match
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
 	if err := a.addrRefusal(cl); err != nil {
 		a.throttled(err)
 		return nil, err
@@ -169,7 +172,9 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return &Outcome{Tokens: t}, nil
 	}
 	have := []string{mfa.AMRPassword}
-	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have})
+	// The mfa_token is bound to the key this request proved, if any: the
+	// second factor must come with a proof of the same key.
+	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have, JKT: cl.Proof.JKT()})
 	if err != nil {
 		return nil, err
 	}

@@ -160,6 +160,13 @@ func (a *App) Open(ctx context.Context) error {
 	pending := db.PendingTokens()
 	tokenBudget := budget(5, 5)
 	tokenBudget.Store, tokenBudget.Keep = pending, 10*time.Minute
+	dpop := flows.DPoP{Seen: db.DPoPProofs(), Required: c.DPoPRequired,
+		Verifier: tokens.NewDPoPVerifier(tokens.DPoPConfig{Now: a.Now})}
+	if c.DPoPNonce {
+		// Every instance derives the same key: each accepts every
+		// instance's nonces.
+		dpop.Nonces = tokens.NewDPoPNonces(deriveKey(c.MasterKey, "stepup dpop nonces v1"), 0, a.Now)
+	}
 	a.flows = flows.New(flows.Deps{
 		Users:    db,
 		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
@@ -178,6 +185,7 @@ func (a *App) Open(ctx context.Context) error {
 		Sessions:     sessions,
 		Issuer:       issuer,
 		Verifier:     verifier,
+		DPoP:         dpop,
 		MFAAudience:  mfaAud,
 		SignupOpen:   c.SignupOpen,
 		AnonRate:     c.AnonRate,

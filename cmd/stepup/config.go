@@ -45,6 +45,10 @@ type Config struct {
 	Introspectors map[string]string
 	WebAuthnUV    string // required, preferred or discouraged
 	Attestation   string // none, indirect, direct or enterprise
+	// DPoPRequired refuses to issue tokens without a DPoP proof.
+	DPoPRequired bool
+	// DPoPNonce makes every DPoP proof carry a server nonce.
+	DPoPNonce bool
 }
 
 // setting is one configuration variable and its flag.
@@ -75,6 +79,8 @@ var settings = []setting{
 	{"STEPUP_INTROSPECTION_CLIENTS", "introspection-clients", "", "comma-separated id:secret pairs allowed to call /v1/token/introspect (secrets ≥ 16 characters)"},
 	{"STEPUP_ADDR_FAILURES", "addr-failures", "100", "wrong passwords one client address may give at sign-in in an hour, over every username together, counted in the store for all instances; past it the address's password sign-ins get 429 until the hour ends; 0 turns the limit off"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
+	{"STEPUP_DPOP", "dpop", "optional", "DPoP (RFC 9449): optional (a request with a proof gets tokens bound to its key; without one, Bearer tokens) or required (no token is issued without a proof)"},
+	{"STEPUP_DPOP_NONCE", "dpop-nonce", "off", "on makes every DPoP proof carry a server nonce (DPoP-Nonce, RFC 9449 §8), accepted by every instance for 5 to 10 minutes; off by default"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
 
@@ -236,6 +242,20 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	case "none", "indirect", "direct", "enterprise":
 	default:
 		return c, errors.New("STEPUP_WEBAUTHN_ATTESTATION: must be none, indirect, direct or enterprise")
+	}
+	switch get("STEPUP_DPOP") {
+	case "optional":
+	case "required":
+		c.DPoPRequired = true
+	default:
+		return c, errors.New("STEPUP_DPOP: must be optional or required")
+	}
+	switch get("STEPUP_DPOP_NONCE") {
+	case "off":
+	case "on":
+		c.DPoPNonce = true
+	default:
+		return c, errors.New("STEPUP_DPOP_NONCE: must be on or off")
 	}
 	return c, nil
 }

@@ -329,23 +329,46 @@ func (g *Guard) bearer(r *http.Request) (string, *Challenge) {
 // Tokens in the query or body (§2.2, §2.3) are not accepted. A server that
 // verifies its tokens itself (stepup's own API) parses with it too.
 func BearerToken(r *http.Request) (string, error) {
+	scheme, tok, err := Credentials(r)
+	if err == nil && scheme != SchemeBearer {
+		return "", ErrNoToken
+	}
+	return tok, err
+}
+
+// The authorization schemes Credentials reads.
+const (
+	SchemeBearer = "Bearer" // RFC 6750
+	SchemeDPoP   = "DPoP"   // RFC 9449 §7.1
+)
+
+// Credentials returns the scheme (SchemeBearer or SchemeDPoP, whatever the
+// case sent) and the token of r's Authorization header. Another scheme
+// counts as no credentials (ErrNoToken); a repeated header, or a token
+// that is not a b64token, is ErrMalformed.
+func Credentials(r *http.Request) (scheme, token string, err error) {
 	vals := r.Header["Authorization"]
 	switch len(vals) {
 	case 0:
-		return "", ErrNoToken
+		return "", "", ErrNoToken
 	case 1:
 	default:
-		return "", fmt.Errorf("%w: repeated Authorization header", ErrMalformed)
+		return "", "", fmt.Errorf("%w: repeated Authorization header", ErrMalformed)
 	}
 	scheme, tok, _ := strings.Cut(vals[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", ErrNoToken
+	switch {
+	case strings.EqualFold(scheme, SchemeBearer):
+		scheme = SchemeBearer
+	case strings.EqualFold(scheme, SchemeDPoP):
+		scheme = SchemeDPoP
+	default:
+		return "", "", ErrNoToken
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !isB64Token(tok) {
-		return "", fmt.Errorf("%w: credentials are not a b64token", ErrMalformed)
+		return "", "", fmt.Errorf("%w: credentials are not a b64token", ErrMalformed)
 	}
-	return tok, nil
+	return scheme, tok, nil
 }
 
 // isB64Token reports whether s matches RFC 6750 §2.1
