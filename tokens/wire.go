@@ -46,10 +46,10 @@ func (c *confirmation) jkt() string {
 // a pending token has reached none worth trusting.
 type pendingJWT struct {
 	jwt.RegisteredClaims
-	Scope     string   `json:"scope"`
-	AMR       []string `json:"amr,omitempty"`
-	SID       string   `json:"sid,omitempty"`
-	ACRValues string   `json:"acr_values,omitempty"`
+	Scope     string        `json:"scope"`
+	AMR       []string      `json:"amr,omitempty"`
+	SID       string        `json:"sid,omitempty"`
+	ACRValues string        `json:"acr_values,omitempty"`
 	MaxAge    int64         `json:"max_age,omitempty"`
 	Cnf       *confirmation `json:"cnf,omitempty"`
 }

@@ -57,6 +57,11 @@ type appOptions struct {
 	TrustedProxies []string
 	AnonRate       int // requests per minute per address on anonymous endpoints; 0: no limit
 	AddrFailures   int // wrong passwords per hour per address at sign-in; 0: no limit
+
+	// DPoP and introspection (dpop_test.go).
+	DPoPRequired  bool              // STEPUP_DPOP=required
+	DPoPNonce     bool              // STEPUP_DPOP_NONCE=on
+	Introspectors map[string]string // RFC 7662 clients
 }
 
 // testApp is one running App and a client for it.
@@ -106,6 +111,9 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 			AddrFailures:   o.AddrFailures,
 			AccessTTL:      15 * time.Minute,
 			LogLevel:       "error",
+			DPoPRequired:   o.DPoPRequired,
+			DPoPNonce:      o.DPoPNonce,
+			Introspectors:  o.Introspectors,
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,
