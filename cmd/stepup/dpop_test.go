@@ -507,3 +507,52 @@ func TestDPoPRequired(t *testing.T) {
 		t.Fatalf("dpop_signing_alg_values_supported = %v, want [ES256 EdDSA]", md["dpop_signing_alg_values_supported"])
 	}
 }
+
+// TestDPoPConfig: the two settings, their defaults, and a one-line error
+// naming the variable for a wrong value.
+func TestDPoPConfig(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil || c.DPoPRequired || c.DPoPNonce {
+		t.Fatalf("defaults: %+v, %v; want DPoP optional, nonces off", c, err)
+	}
+	c, err = LoadConfig([]string{"-dpop", "required", "-dpop-nonce", "on"}, env(nil))
+	if err != nil || !c.DPoPRequired || !c.DPoPNonce {
+		t.Fatalf("flags: %v; want DPoP required, nonces on", err)
+	}
+	for name, val := range map[string]string{"STEPUP_DPOP": "yes", "STEPUP_DPOP_NONCE": "true"} {
+		_, err := LoadConfig(nil, env(map[string]string{name: val}))
+		if err == nil || !strings.HasPrefix(err.Error(), name+": must be ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s=%s: error %v, want one line naming %s", name, val, err, name)
+		}
+	}
+}
+
+// TestDPoPWebAuthn: a passkey sign-in with a proof, and a security key as
+// the second factor of a password step with a proof, give tokens bound to
+// the key; the bound mfa_token refuses a verify without the proof and
+// still takes the assertion after it.
+func TestDPoPWebAuthn(t *testing.T) {
+	a := startApp(t, appOptions{})
+	const pw = "wendy's correct horse battery"
+	user := a.signup(t, "wendy", pw)
+	passkey := waNewKey(t, user.ID, true)
+	a.waRegister(t, a.login(t, "wendy", pw).AccessToken, passkey, "phone")
+	k := newDPoPKey(t, jose.EdDSA)
+
+	body := passkey.assert(a.waRequest(t, "/v1/passkeys/options", ""))
+	var l loginResult
+	a.request(t, "POST", "/v1/passkeys/verify", "", k.proof(t, a, "POST", "/v1/passkeys/verify", proofOpts{}), json.RawMessage(body)).
+		decode(t, http.StatusOK, &l)
+	boundTo(t, l, k)
+
+	var m loginResult
+	a.request(t, "POST", "/v1/login", "", k.proof(t, a, "POST", "/v1/login", proofOpts{}), credentials{"wendy", pw}).
+		decode(t, http.StatusOK, &m)
+	body = passkey.assert(a.waRequest(t, "/v1/mfa/webauthn/options", m.MFAToken))
+	wantDPoPChallenge(t, a.request(t, "POST", "/v1/mfa/webauthn/verify", "Bearer "+m.MFAToken, "", json.RawMessage(body)),
+		"invalid_token")
+	var done loginResult
+	a.request(t, "POST", "/v1/mfa/webauthn/verify", "Bearer "+m.MFAToken,
+		k.proof(t, a, "POST", "/v1/mfa/webauthn/verify", proofOpts{}), json.RawMessage(body)).decode(t, http.StatusOK, &done)
+	boundTo(t, done, k)
+}
