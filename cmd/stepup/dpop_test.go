@@ -556,3 +556,30 @@ func TestDPoPWebAuthn(t *testing.T) {
 		k.proof(t, a, "POST", "/v1/mfa/webauthn/verify", proofOpts{}), json.RawMessage(body)).decode(t, http.StatusOK, &done)
 	boundTo(t, done, k)
 }
+
+// BenchmarkRefreshDPoP is BenchmarkRefresh with a DPoP proof on every
+// refresh (made before the clock starts): on top of the rotation, the
+// proof's check and its jti's unique insert in the store, and a bound
+// access token.
+func BenchmarkRefreshDPoP(b *testing.B) {
+	a := startApp(b, appOptions{})
+	a.signup(b, "bench-dpop", "bench-dpop correct horse battery")
+	k := newDPoPKey(b, jose.ES256)
+	l := a.dpopLogin(b, k, "bench-dpop", "bench-dpop correct horse battery")
+	proofs := make([]string, b.N)
+	for i := range proofs {
+		proofs[i] = k.proof(b, a, "POST", "/v1/token/refresh", proofOpts{})
+	}
+	refresh := l.RefreshToken
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := a.requestErr("POST", "/v1/token/refresh", "", proofs[i], map[string]string{"refresh_token": refresh})
+		if err != nil || r.Status != http.StatusOK {
+			b.Fatalf("refresh: %v %d %s", err, r.Status, r.Body)
+		}
+		var next loginResult
+		r.decode(b, http.StatusOK, &next)
+		refresh = next.RefreshToken
+	}
+}
