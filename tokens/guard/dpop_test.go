@@ -157,7 +157,11 @@ func TestDPoP(t *testing.T) {
 		wantDPoP(t, s.do(t, "GET", "/resource", "DPoP "+tok, p), CodeInvalidProof)
 	})
 	t.Run("BearerTokenWithDPoPScheme", func(t *testing.T) {
-		wantDPoP(t, s.do(t, "GET", "/resource", "DPoP "+bearer, proof(guardtest.Proof{Token: bearer})), CodeInvalidToken)
+		res := s.do(t, "GET", "/resource", "DPoP "+bearer, proof(guardtest.Proof{Token: bearer}))
+		wantDPoP(t, res, CodeInvalidToken)
+		if ch := res.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error_description="the access token is not DPoP-bound`) {
+			t.Fatalf("WWW-Authenticate %q: want it to say the token is not DPoP-bound", ch)
+		}
 	})
 	t.Run("RequiredRoute", func(t *testing.T) {
 		wantOK(t, s.do(t, "GET", "/resource", "Bearer "+bearer))
