@@ -466,7 +466,7 @@ func TestTokenResponses(t *testing.T) {
 		}
 	})
 	t.Run("VerifyTOTP", func(t *testing.T) {
-		m := e.postJSON(t, "/v1/mfa/totp/verify", e.pending(t, u.ID), codeRequest{e.code(t, u.Secret, 0)}).decodeOK(t, 200)
+		m := e.postJSON(t, "/v1/mfa/totp/verify", e.pending(t, u.ID), codeRequest{Code: e.code(t, u.Secret, 0)}).decodeOK(t, 200)
 		if m["acr"] != "aal2" || m["refresh_token"] == nil {
 			t.Fatalf("verify answer %v", m)
 		}

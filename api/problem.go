@@ -136,6 +136,8 @@ var errorTable = []errorEntry{
 		fmt.Sprintf("password must be %d–%d characters", mfa.MinPasswordLen, mfa.MaxPasswordLen), noChallenge},
 	{mfa.ErrWeakPassword, 400, CodeInvalidRequest,
 		"that password is too common or too easy to guess; choose another (several unrelated words work well)", noChallenge},
+	{flows.ErrRememberNeedsKey, 400, CodeInvalidRequest, "remember_device needs a DPoP proof: the device is remembered by its key", noChallenge},
+	{flows.ErrRememberOff, 400, CodeInvalidRequest, "remembering devices is turned off on this service", noChallenge},
 	{flows.ErrInvalidName, 400, CodeInvalidRequest, "name must be 1–64 characters without control characters", noChallenge},
 	// Levels.
 	{flows.ErrFactorCannotReach, 403, CodeUnmet,

@@ -123,6 +123,8 @@ func NewServer(cfg Config, d Deps) *Server {
 	me.POST("/recovery-codes", s.newRecoveryCodes)
 	me.GET("/events", s.myEvents)
 	me.POST("/password", s.changePassword)
+	me.GET("/devices", s.listDevices)
+	me.DELETE("/devices/:id", s.forgetDevice)
 	return s
 }
 

@@ -24,6 +24,8 @@ type tokenResponse struct {
 	AMR          []string `json:"amr"`
 	// RecoveryCodesLeft is set after a recovery code was used.
 	RecoveryCodesLeft *int `json:"recovery_codes_remaining,omitempty"`
+	// DeviceRemembered: remember_device was granted.
+	DeviceRemembered bool `json:"device_remembered,omitempty"`
 }
 
 type mfaRequired struct {
@@ -83,7 +85,7 @@ func (s *Server) respondTokens(c *gin.Context, t *flows.Tokens) {
 	sess := t.Session
 	resp := tokenResponse{Status: "authenticated", TokenType: tokenType(t.JKT), AccessToken: t.Access,
 		ExpiresIn: ttl(t.AccessExpiry, s.Now()), RefreshToken: t.Refresh, ACR: sess.ACR, AMR: sess.AMR,
-		RecoveryCodesLeft: t.RecoveryLeft}
+		RecoveryCodesLeft: t.RecoveryLeft, DeviceRemembered: t.Remembered}
 	if t.Refresh != "" && s.cookieMode(c) {
 		s.setRefreshCookie(c, t.Refresh, sess.RefreshExpiresAt.Sub(s.Now()))
 		resp.RefreshToken = ""

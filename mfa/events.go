@@ -25,6 +25,9 @@ const (
 	EventPasswordChanged   = "password.changed"
 	EventAdminReset        = "account.reset"
 	EventAdminUnlock       = "account.unlocked"
+	// Remembered devices (a DPoP key that skips the second factor).
+	EventDeviceRemembered = "device.remembered"
+	EventDeviceForgotten  = "device.forgotten"
 )
 
 // Event is one security-relevant thing that happened to an account. It

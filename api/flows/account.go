@@ -41,7 +41,10 @@ func (a *App) ChangePassword(ctx context.Context, c *Caller, current, next strin
 	if err := a.Sessions.Store.RevokeUserSessions(context.WithoutCancel(ctx), u.ID, c.Session.ID, a.Now()); err != nil {
 		return err
 	}
-	a.event(c.Client, u.ID, c.Session.ID, mfa.EventPasswordChanged, "other sessions ended")
+	if err := a.forgetDevices(ctx, u.ID); err != nil {
+		return err
+	}
+	a.event(c.Client, u.ID, c.Session.ID, mfa.EventPasswordChanged, "other sessions ended, remembered devices forgotten")
 	return nil
 }
 

@@ -57,7 +57,10 @@ func (a *App) Reset(ctx context.Context, op Operator, username string) (*mfa.Use
 	if err := a.Sessions.Store.RevokeUserSessions(ctx, u.ID, "", a.Now()); err != nil {
 		return nil, err
 	}
-	a.event(Client{}, u.ID, "", mfa.EventAdminReset, "factors, recovery codes and sessions removed by "+op.Name)
+	if err := a.forgetDevices(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	a.event(Client{}, u.ID, "", mfa.EventAdminReset, "factors, recovery codes, sessions and remembered devices removed by "+op.Name)
 	return u, nil
 }
 

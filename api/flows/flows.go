@@ -54,6 +54,10 @@ type Deps struct {
 	Issuer   *tokens.Issuer
 	Verifier *tokens.Verifier
 	DPoP     DPoP // RFC 9449 proofs (dpop.go)
+	// Devices keeps remembered devices (devices.go), each for RememberFor
+	// after its second factor; nil or 0 turns remembering off.
+	Devices     mfa.DeviceStore
+	RememberFor time.Duration
 
 	MFAAudience string // aud of mfa_pending tokens
 	SignupOpen  bool
@@ -127,6 +131,9 @@ type Client struct {
 	IP        string
 	UserAgent string
 	Proof     *Proof
+	// RememberDevice asks, with a second factor, to remember the key of
+	// Proof (devices.go).
+	RememberDevice bool
 }
 
 // Caller is a signed-in session presenting an access token.
@@ -147,6 +154,8 @@ type Tokens struct {
 	JKT string
 	// RecoveryLeft is set after a recovery code was used.
 	RecoveryLeft *int
+	// Remembered: the device (the DPoP key) was remembered now.
+	Remembered bool
 }
 
 // Pending says a second factor is required.
@@ -194,8 +203,13 @@ func (a *App) issue(sess *tokens.Session, refresh, jkt string) (*Tokens, error) 
 // start begins a session for a finished authentication, bound to the key
 // the request proved, if any.
 func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance) (*Tokens, error) {
+	return a.startAt(ctx, cl, userID, as, a.Now())
+}
+
+// startAt is start for an authentication at authTime.
+func (a *App) startAt(ctx context.Context, cl Client, userID string, as mfa.Assurance, authTime time.Time) (*Tokens, error) {
 	jkt := cl.Proof.JKT()
-	sess, refresh, err := a.Sessions.StartBound(ctx, userID, a.Now(), as.ACR, as.AMR, jkt)
+	sess, refresh, err := a.Sessions.StartBound(ctx, userID, authTime, as.ACR, as.AMR, jkt)
 	if err != nil {
 		return nil, err
 	}

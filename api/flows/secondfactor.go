@@ -171,6 +171,9 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 	if err := a.needProof(cl); err != nil {
 		return nil, err
 	}
+	if err := a.mayRemember(cl); err != nil {
+		return nil, err
+	}
 	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.Record)
 	if err != nil {
 		var th *mfa.ThrottledError
@@ -266,6 +269,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		t, err := a.issue(sess, refresh, jkt)
 		if t != nil {
 			t.RecoveryLeft = recoveryLeft
+			t.Remembered = cl.RememberDevice && a.remember(ctx, cl, u.ID, now)
 		}
 		return t, err
 	}
@@ -281,6 +285,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	t, err := a.issue(sess, "", bindKey(sess.JKT, cl.Proof))
 	if t != nil {
 		t.RecoveryLeft = recoveryLeft
+		t.Remembered = cl.RememberDevice && a.remember(ctx, cl, u.ID, now)
 	}
 	return t, err
 }

@@ -186,6 +186,8 @@ func (a *App) Open(ctx context.Context) error {
 		Issuer:       issuer,
 		Verifier:     verifier,
 		DPoP:         dpop,
+		Devices:      db.Devices(),
+		RememberFor:  c.RememberDevice,
 		MFAAudience:  mfaAud,
 		SignupOpen:   c.SignupOpen,
 		AnonRate:     c.AnonRate,

@@ -519,7 +519,13 @@ func TestDPoPConfig(t *testing.T) {
 	if err != nil || !c.DPoPRequired || !c.DPoPNonce {
 		t.Fatalf("flags: %v; want DPoP required, nonces on", err)
 	}
-	for name, val := range map[string]string{"STEPUP_DPOP": "yes", "STEPUP_DPOP_NONCE": "true"} {
+	if c, err := LoadConfig(nil, env(nil)); err != nil || c.RememberDevice != 720*time.Hour {
+		t.Fatalf("STEPUP_REMEMBER_DEVICE default %v, %v; want 720h", c.RememberDevice, err)
+	}
+	if c, err := LoadConfig(nil, env(map[string]string{"STEPUP_REMEMBER_DEVICE": "0"})); err != nil || c.RememberDevice != 0 {
+		t.Fatalf("STEPUP_REMEMBER_DEVICE=0: %v, %v; want off", c.RememberDevice, err)
+	}
+	for name, val := range map[string]string{"STEPUP_DPOP": "yes", "STEPUP_DPOP_NONCE": "true", "STEPUP_REMEMBER_DEVICE": "5m"} {
 		_, err := LoadConfig(nil, env(map[string]string{name: val}))
 		if err == nil || !strings.HasPrefix(err.Error(), name+": must be ") || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s=%s: error %v, want one line naming %s", name, val, err, name)

@@ -62,6 +62,8 @@ type appOptions struct {
 	DPoPRequired  bool              // STEPUP_DPOP=required
 	DPoPNonce     bool              // STEPUP_DPOP_NONCE=on
 	Introspectors map[string]string // RFC 7662 clients
+	// RememberDevice is STEPUP_REMEMBER_DEVICE (0: off).
+	RememberDevice time.Duration
 }
 
 // testApp is one running App and a client for it.
@@ -114,6 +116,7 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 			DPoPRequired:   o.DPoPRequired,
 			DPoPNonce:      o.DPoPNonce,
 			Introspectors:  o.Introspectors,
+			RememberDevice: o.RememberDevice,
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,
