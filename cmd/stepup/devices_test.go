@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/stepup-auth/stepup/api/flows"
 )
 
 // deviceList is GET /v1/me/devices.
@@ -193,4 +196,26 @@ func TestRememberDeviceOff(t *testing.T) {
 		decode(t, http.StatusOK, &l)
 	a.request(t, "POST", "/v1/mfa/totp/verify", "Bearer "+l.MFAToken, k.proof(t, a, "POST", "/v1/mfa/totp/verify", proofOpts{}),
 		map[string]any{"code": u.code(a.Clock.step()), "remember_device": true}).wantProblem(t, http.StatusBadRequest, "invalid_request")
+}
+
+// TestRememberedDeviceReset: an operator's reset (the method `stepup admin
+// reset` calls) forgets the user's remembered devices.
+func TestRememberedDeviceReset(t *testing.T) {
+	a := startApp(t, appOptions{RememberDevice: 2 * time.Hour})
+	u := newTOTPUser(t, a, "rosa")
+	k := newDPoPKey(t, jose.ES256)
+	rememberWith(t, a, u, k)
+	ctx := context.Background()
+	if ds, err := a.DB().Devices().Devices(ctx, u.ID, a.Clock.Now()); err != nil || len(ds) != 1 {
+		t.Fatalf("devices before the reset: %v, %v; want one", ds, err)
+	}
+	if _, err := a.Flows().Reset(ctx, flows.Operator{Name: "test"}, u.Username); err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := a.DB().Devices().Devices(ctx, u.ID, a.Clock.Now()); err != nil || len(ds) != 0 {
+		t.Fatalf("devices after the reset: %v, %v; want none", ds, err)
+	}
+	if l := passwordWith(t, a, u, u.Password, k); l.ACR != "aal1" {
+		t.Fatalf("after the reset: %+v, want the password alone (aal1), not the device", l)
+	}
 }
