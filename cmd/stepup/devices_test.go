@@ -198,13 +198,18 @@ func TestRememberDeviceOff(t *testing.T) {
 		map[string]any{"code": u.code(a.Clock.step()), "remember_device": true}).wantProblem(t, http.StatusBadRequest, "invalid_request")
 }
 
-// TestRememberedDeviceReset: an operator's reset (the method `stepup admin
-// reset` calls) forgets the user's remembered devices.
+// TestRememberedDeviceReset: a device remembered on one instance is
+// remembered on another; an operator's reset (the method `stepup admin
+// reset` calls) forgets it everywhere.
 func TestRememberedDeviceReset(t *testing.T) {
-	a := startApp(t, appOptions{RememberDevice: 2 * time.Hour})
+	apps := startApps(t, 2, appOptions{RememberDevice: 2 * time.Hour})
+	a, b := apps[0], apps[1]
 	u := newTOTPUser(t, a, "rosa")
 	k := newDPoPKey(t, jose.ES256)
 	rememberWith(t, a, u, k)
+	if l := passwordWith(t, b, u, u.Password, k); l.Status != "authenticated" || l.ACR != "aal2" {
+		t.Fatalf("on the other instance: %+v, want the remembered device's aal2", l)
+	}
 	ctx := context.Background()
 	if ds, err := a.DB().Devices().Devices(ctx, u.ID, a.Clock.Now()); err != nil || len(ds) != 1 {
 		t.Fatalf("devices before the reset: %v, %v; want one", ds, err)
@@ -215,7 +220,7 @@ func TestRememberedDeviceReset(t *testing.T) {
 	if ds, err := a.DB().Devices().Devices(ctx, u.ID, a.Clock.Now()); err != nil || len(ds) != 0 {
 		t.Fatalf("devices after the reset: %v, %v; want none", ds, err)
 	}
-	if l := passwordWith(t, a, u, u.Password, k); l.ACR != "aal1" {
+	if l := passwordWith(t, b, u, u.Password, k); l.ACR != "aal1" {
 		t.Fatalf("after the reset: %+v, want the password alone (aal1), not the device", l)
 	}
 }
