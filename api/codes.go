@@ -32,6 +32,8 @@ const (
 	CodeHeadersTooLarge      Code = "request_header_fields_too_large"
 	CodeForbidden            Code = "forbidden"
 	CodeAccountDisabled      Code = "account_disabled"
+	CodeInvalidDPoPProof     Code = "invalid_dpop_proof" // RFC 9449 §5, §7.1
+	CodeUseDPoPNonce         Code = "use_dpop_nonce"     // RFC 9449 §8, §9
 )
 
 // Codes lists every code above.
@@ -39,4 +41,5 @@ var Codes = []Code{CodeInvalidRequest, CodeUnsupportedMediaType, CodeRequestTooL
 	CodeMFAFailed, CodeInvalidToken, CodeInsufficient, CodeRateLimited, CodeAccountLocked, CodeOverloaded,
 	CodeConflict, CodeNotFound, CodeSignupClosed, CodeInvalidGrant, CodeUnavailable, CodeInternalError,
 	CodeMethodNotAllowed, CodeInvalidClient, CodeUnmet, CodeCSRF, CodeLastFactor, CodePasswordRequired, CodeHeadersTooLarge,
-	CodeForbidden, CodeAccountDisabled}
+	CodeForbidden, CodeAccountDisabled,
+	CodeInvalidDPoPProof, CodeUseDPoPNonce}

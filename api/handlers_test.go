@@ -330,10 +330,11 @@ func TestProblemRendering(t *testing.T) {
 
 	const (
 		realm         = `Bearer realm="stepup"`
+		noToken       = `Bearer realm="stepup", DPoP realm="stepup", algs="ES256 EdDSA"`
 		badAccess     = `Bearer error="invalid_token", error_description="the access token is invalid or expired"`
 		badMFA        = `Bearer error="invalid_token", error_description="the mfa_token is invalid or expired"`
 		sessionEnded  = `Bearer error="invalid_token", error_description="the session has ended"`
-		malformedAuth = `Bearer error="invalid_request", error_description="the Authorization header must hold one Bearer token"`
+		malformedAuth = `Bearer error="invalid_request", error_description="the Authorization header must hold one Bearer or DPoP token"`
 		insufficient  = `Bearer error="insufficient_user_authentication", ` +
 			`error_description="a more recent or stronger authentication is required", acr_values="aal2", max_age="600"`
 	)
@@ -344,9 +345,9 @@ func TestProblemRendering(t *testing.T) {
 		code      Code
 		challenge string // exact WWW-Authenticate; "" for none
 	}{
-		{"NoToken", htReq{Method: "GET", Path: "/v1/me"}, 401, CodeInvalidToken, realm},
+		{"NoToken", htReq{Method: "GET", Path: "/v1/me"}, 401, CodeInvalidToken, noToken},
 		{"OtherScheme", htReq{Method: "GET", Path: "/v1/me", Header: map[string]string{"Authorization": "Basic dTpw"}},
-			401, CodeInvalidToken, realm},
+			401, CodeInvalidToken, noToken},
 		{"GarbageToken", htReq{Method: "GET", Path: "/v1/me", Token: "garbage"}, 401, CodeInvalidToken, badAccess},
 		{"MalformedAuthorization", htReq{Method: "GET", Path: "/v1/me", Token: "two words"}, 400, CodeInvalidRequest, malformedAuth},
 		{"MFATokenAsAccess", htReq{Method: "GET", Path: "/v1/me", Token: mfaTok}, 401, CodeInvalidToken, badAccess},
@@ -465,7 +466,7 @@ func TestTokenResponses(t *testing.T) {
 		}
 	})
 	t.Run("VerifyTOTP", func(t *testing.T) {
-		m := e.postJSON(t, "/v1/mfa/totp/verify", e.pending(t, u.ID), codeRequest{e.code(t, u.Secret, 0)}).decodeOK(t, 200)
+		m := e.postJSON(t, "/v1/mfa/totp/verify", e.pending(t, u.ID), codeRequest{Code: e.code(t, u.Secret, 0)}).decodeOK(t, 200)
 		if m["acr"] != "aal2" || m["refresh_token"] == nil {
 			t.Fatalf("verify answer %v", m)
 		}

@@ -55,6 +55,7 @@ const (
 	invalidTokenChallenge
 	basicChallenge
 	adminChallenge
+	dpopChallenge // a DPoP challenge (RFC 9449 §7.1) with the row's code
 )
 
 // The HTTP layer's own errors; the table below says what each becomes.
@@ -113,6 +114,17 @@ var errorTable = []errorEntry{
 	{flows.ErrSessionGone, 401, CodeInvalidToken, "the session has ended", invalidTokenChallenge},
 	{flows.ErrStepUpSession, 401, CodeInvalidToken, "the session being stepped up has ended", invalidTokenChallenge},
 	{tokens.ErrInvalidToken, 401, CodeInvalidToken, "the token is invalid or expired", invalidTokenChallenge},
+	// DPoP (RFC 9449). At the token-issuing endpoints a refused proof is
+	// 400 (§5); the endpoints taking an access token answer 401 with a
+	// DPoP challenge instead (resourceProof).
+	{flows.ErrDPoPBound, 401, CodeInvalidToken,
+		"the token is bound to a DPoP key: send it with the DPoP scheme and a proof of that key", dpopChallenge},
+	{flows.ErrDPoPUnbound, 401, CodeInvalidToken, "the token is not DPoP-bound: send it with the Bearer scheme", invalidTokenChallenge},
+	{tokens.ErrDPoPNonce, 400, CodeUseDPoPNonce, "the DPoP proof must carry the server's nonce (DPoP-Nonce)", noChallenge},
+	{tokens.ErrDPoPProof, 400, CodeInvalidDPoPProof, "the DPoP proof is invalid or not for this request", noChallenge},
+	{flows.ErrDPoPReplay, 400, CodeInvalidDPoPProof, "the DPoP proof was used before", noChallenge},
+	{flows.ErrDPoPUnavailable, 400, CodeInvalidDPoPProof, "DPoP proofs are not accepted here", noChallenge},
+	{flows.ErrDPoPRequired, 400, CodeInvalidDPoPProof, "a DPoP proof is required", noChallenge},
 	// Credentials of the request itself (sign-in, the mfa_token endpoints).
 	{mfa.ErrBadCredentials, 401, CodeInvalidCredentials, "the username or password is wrong", realmChallenge},
 	{mfa.ErrBadCode, 401, CodeMFAFailed, "the second factor was not accepted", realmChallenge},
@@ -131,6 +143,8 @@ var errorTable = []errorEntry{
 		fmt.Sprintf("password must be %d–%d characters", mfa.MinPasswordLen, mfa.MaxPasswordLen), noChallenge},
 	{mfa.ErrWeakPassword, 400, CodeInvalidRequest,
 		"that password is too common or too easy to guess; choose another (several unrelated words work well)", noChallenge},
+	{flows.ErrRememberNeedsKey, 400, CodeInvalidRequest, "remember_device needs a DPoP proof: the device is remembered by its key", noChallenge},
+	{flows.ErrRememberOff, 400, CodeInvalidRequest, "remembering devices is turned off on this service", noChallenge},
 	{flows.ErrInvalidName, 400, CodeInvalidRequest, "name must be 1–64 characters without control characters", noChallenge},
 	// Levels.
 	{flows.ErrFactorCannotReach, 403, CodeUnmet,
@@ -217,6 +231,8 @@ func toProblem(err error) *Problem {
 				p.Challenge = `Basic realm="stepup introspection"`
 			case adminChallenge:
 				p.Challenge = `Basic realm="stepup admin", charset="UTF-8"`
+			case dpopChallenge:
+				p.Challenge = (&guard.Challenge{Code: string(e.code), Description: e.detail, DPoP: true}).Header()
 			}
 			p.Err = err
 			return p
@@ -295,6 +311,8 @@ func oauthError(p *Problem) string {
 		return "invalid_client"
 	case p.Code == CodeInvalidGrant:
 		return "invalid_grant"
+	case p.Code == CodeInvalidDPoPProof, p.Code == CodeUseDPoPNonce:
+		return string(p.Code)
 	case p.Status == http.StatusServiceUnavailable:
 		return "temporarily_unavailable"
 	case p.Status >= 500:

@@ -12,14 +12,24 @@ type codeRequest struct {
 	Code string `json:"code"`
 }
 
+// verifyRequest is a code as a second factor.
+type verifyRequest struct {
+	Code string `json:"code"`
+	// RememberDevice asks to remember the DPoP key of this request's
+	// proof: its next password sign-in skips the second factor.
+	RememberDevice bool `json:"remember_device,omitempty"`
+}
+
 // verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
 func (s *Server) verifyTOTP(c *gin.Context) {
-	var req codeRequest
+	var req verifyRequest
 	if err := decode(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t, err := s.App.VerifyTOTP(c.Request.Context(), client(c), pendingClaims(c), req.Code)
+	cl := client(c)
+	cl.RememberDevice = req.RememberDevice
+	t, err := s.App.VerifyTOTP(c.Request.Context(), cl, pendingClaims(c), req.Code)
 	if err != nil {
 		fail(c, err)
 		return
@@ -30,12 +40,14 @@ func (s *Server) verifyTOTP(c *gin.Context) {
 // verifyRecovery is a recovery code as the second factor:
 // POST /v1/mfa/recovery/verify.
 func (s *Server) verifyRecovery(c *gin.Context) {
-	var req codeRequest
+	var req verifyRequest
 	if err := decode(c, &req); err != nil {
 		fail(c, err)
 		return
 	}
-	t, err := s.App.VerifyRecovery(c.Request.Context(), client(c), pendingClaims(c), req.Code)
+	cl := client(c)
+	cl.RememberDevice = req.RememberDevice
+	t, err := s.App.VerifyRecovery(c.Request.Context(), cl, pendingClaims(c), req.Code)
 	if err != nil {
 		fail(c, err)
 		return
@@ -61,12 +73,14 @@ func (s *Server) webauthnOptions(c *gin.Context) {
 // webauthnVerify is POST /v1/mfa/webauthn/verify: the assertion as second
 // factor.
 func (s *Server) webauthnVerify(c *gin.Context) {
-	body, _, err := decodeCredential(c, false)
+	body, remember, err := decodeAssertion(c)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	t, err := s.App.VerifyWebAuthn(c.Request.Context(), client(c), pendingClaims(c), body)
+	cl := client(c)
+	cl.RememberDevice = remember
+	t, err := s.App.VerifyWebAuthn(c.Request.Context(), cl, pendingClaims(c), body)
 	if err != nil {
 		fail(c, err)
 		return

@@ -94,8 +94,8 @@ func NewServer(cfg Config, d Deps) *Server {
 
 	v1 := e.Group("/v1")
 	v1.POST("/users", s.signup)
-	v1.POST("/login", s.login)
-	v1.POST("/token/refresh", s.refresh)
+	v1.POST("/login", s.withProof, s.login)
+	v1.POST("/token/refresh", s.withProof, s.refresh)
 	v1.POST("/token/revoke", s.revoke)
 	v1.POST("/token/introspect", s.introspect)
 	v1.POST("/stepup", s.requireAccess, s.stepup)
@@ -108,7 +108,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	pending.POST("/recovery/verify", s.verifyRecovery)
 
 	v1.POST("/passkeys/options", s.passkeyOptions)
-	v1.POST("/passkeys/verify", s.passkeyVerify)
+	v1.POST("/passkeys/verify", s.withProof, s.passkeyVerify)
 
 	me := v1.Group("/me", s.requireAccess)
 	me.GET("", s.me)
@@ -126,6 +126,8 @@ func NewServer(cfg Config, d Deps) *Server {
 	me.POST("/recovery-codes", s.newRecoveryCodes)
 	me.GET("/events", s.myEvents)
 	me.POST("/password", s.changePassword)
+	me.GET("/devices", s.listDevices)
+	me.DELETE("/devices/:id", s.forgetDevice)
 	return s
 }
 
@@ -206,10 +208,10 @@ func (s *Server) cors(c *gin.Context) {
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true") // exact origin only, never *
 	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id")
+	h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id, DPoP-Nonce")
 	if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, X-Stepup-Cookie")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id, X-Stepup-Cookie, DPoP")
 		h.Set("Access-Control-Max-Age", "600")
 		c.AbortWithStatus(http.StatusNoContent)
 		return

@@ -24,6 +24,8 @@ type tokenResponse struct {
 	AMR          []string `json:"amr"`
 	// RecoveryCodesLeft is set after a recovery code was used.
 	RecoveryCodesLeft *int `json:"recovery_codes_remaining,omitempty"`
+	// DeviceRemembered: remember_device was granted.
+	DeviceRemembered bool `json:"device_remembered,omitempty"`
 }
 
 type mfaRequired struct {
@@ -81,9 +83,9 @@ func (s *Server) respondOutcome(c *gin.Context, out *flows.Outcome) {
 // token goes into the __Host- cookie instead of the body.
 func (s *Server) respondTokens(c *gin.Context, t *flows.Tokens) {
 	sess := t.Session
-	resp := tokenResponse{Status: "authenticated", TokenType: "Bearer", AccessToken: t.Access,
+	resp := tokenResponse{Status: "authenticated", TokenType: tokenType(t.JKT), AccessToken: t.Access,
 		ExpiresIn: ttl(t.AccessExpiry, s.Now()), RefreshToken: t.Refresh, ACR: sess.ACR, AMR: sess.AMR,
-		RecoveryCodesLeft: t.RecoveryLeft}
+		RecoveryCodesLeft: t.RecoveryLeft, DeviceRemembered: t.Remembered}
 	if t.Refresh != "" && s.cookieMode(c) {
 		s.setRefreshCookie(c, t.Refresh, sess.RefreshExpiresAt.Sub(s.Now()))
 		resp.RefreshToken = ""

@@ -153,15 +153,26 @@ func (s *Server) introspect(c *gin.Context) {
 			writeJSON(c, http.StatusOK, gin.H{"active": false})
 			return
 		}
-		writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "refresh_token", "sub": sess.UserID,
+		out := gin.H{"active": true, "token_type": "refresh_token", "sub": sess.UserID,
 			"sid": sess.ID, "exp": sess.RefreshExpiresAt.Unix(), "iat": sess.RefreshIssuedAt.Unix(), "iss": s.cfg.Issuer,
-			"acr": sess.ACR, "amr": sess.AMR, "auth_time": sess.AuthTime.Unix()})
+			"acr": sess.ACR, "amr": sess.AMR, "auth_time": sess.AuthTime.Unix()}
+		confirm(out, sess.JKT)
+		writeJSON(c, http.StatusOK, out)
 		return
 	}
 	access := info.Access
-	writeJSON(c, http.StatusOK, gin.H{"active": true, "token_type": "Bearer", "iss": access.Issuer, "sub": access.Subject,
+	out := gin.H{"active": true, "token_type": tokenType(access.JKT), "iss": access.Issuer, "sub": access.Subject,
 		"aud": access.Audience, "client_id": access.ClientID, "exp": access.Expiry.Unix(), "iat": access.IssuedAt.Unix(),
-		"jti": access.ID, "sid": access.Session, "acr": access.ACR, "amr": access.AMR, "auth_time": access.AuthTime.Unix()})
+		"jti": access.ID, "sid": access.Session, "acr": access.ACR, "amr": access.AMR, "auth_time": access.AuthTime.Unix()}
+	confirm(out, access.JKT)
+	writeJSON(c, http.StatusOK, out)
+}
+
+// confirm adds the RFC 9449 §6.2 cnf member of a DPoP-bound token.
+func confirm(out gin.H, jkt string) {
+	if jkt != "" {
+		out["cnf"] = gin.H{"jkt": jkt}
+	}
 }
 
 // clientOK checks introspection client credentials in constant time.

@@ -19,29 +19,46 @@ type publicKeyCredential struct {
 	ClientExtensionResults  json.RawMessage `json:"clientExtensionResults,omitempty"`
 	AuthenticatorAttachment string          `json:"authenticatorAttachment,omitempty"`
 	Name                    string          `json:"name,omitempty"` // registration only
+	// RememberDevice: second factor only (see verifyRequest).
+	RememberDevice bool `json:"remember_device,omitempty"`
 }
 
 // decodeCredential decodes the body and returns it re-encoded without name.
 func decodeCredential(c *gin.Context, registering bool) ([]byte, string, error) {
+	raw, name, remember, err := decodePKC(c, registering)
+	if err == nil && remember {
+		err = badRequest("unknown field \"remember_device\"")
+	}
+	return raw, name, err
+}
+
+// decodeAssertion decodes a second factor's assertion and its
+// remember_device member; the body is returned without it.
+func decodeAssertion(c *gin.Context) ([]byte, bool, error) {
+	raw, _, remember, err := decodePKC(c, false)
+	return raw, remember, err
+}
+
+func decodePKC(c *gin.Context, registering bool) ([]byte, string, bool, error) {
 	var pkc publicKeyCredential
 	if err := decode(c, &pkc); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	// response must be an object; members inside it are go-webauthn's to
 	// check (browsers' toJSON() adds some).
 	if pkc.ID == "" || pkc.RawID == "" || pkc.Type != "public-key" || !bytes.HasPrefix(bytes.TrimSpace(pkc.Response), []byte("{")) {
-		return nil, "", badRequest("a PublicKeyCredential needs id, rawId, type \"public-key\" and response")
+		return nil, "", false, badRequest("a PublicKeyCredential needs id, rawId, type \"public-key\" and response")
 	}
 	if pkc.Name != "" && !registering {
-		return nil, "", badRequest("unknown field \"name\"")
+		return nil, "", false, badRequest("unknown field \"name\"")
 	}
-	name := pkc.Name
-	pkc.Name = ""
+	name, remember := pkc.Name, pkc.RememberDevice
+	pkc.Name, pkc.RememberDevice = "", false
 	raw, err := json.Marshal(pkc)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
-	return raw, name, nil
+	return raw, name, remember, nil
 }
 
 // webauthnRegisterOptions is POST /v1/me/factors/webauthn/options.

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/tokens"
 )
 
 // jwks is GET /.well-known/jwks.json: public members only (RFC 7517).
@@ -32,6 +34,7 @@ func (s *Server) metadata(c *gin.Context) {
 		"introspection_endpoint":                         iss + "/v1/token/introspect",
 		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic"},
 		"acr_values_supported":                           s.Policy.Levels[:],
+		"dpop_signing_alg_values_supported":              tokens.DPoPAlgs,
 		"authorization_response_iss_parameter_supported": false,
 		"stepup_login_endpoint":                          iss + "/v1/login",
 		"stepup_stepup_endpoint":                         iss + "/v1/stepup",

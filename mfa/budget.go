@@ -60,6 +60,8 @@ type PendingStore interface {
 	// EndFor marks every unconsumed token of subject used: none of them can
 	// finish a sign-in any more (a disabled or deleted account).
 	EndFor(ctx context.Context, subject string, now time.Time) error
+	// DropFor deletes every token record of subject (a deleted account).
+	DropFor(ctx context.Context, subject string) error
 	// Consume marks the token used, atomically: ErrUsed if it was already,
 	// ErrNotFound if it was never opened.
 	Consume(ctx context.Context, id string, now, expires time.Time) error

@@ -32,6 +32,9 @@ const (
 	// kept for the configured retention, under the account's random id
 	// only (no event holds a username).
 	EventAccountDeleted = "account.deleted"
+	// Remembered devices (a DPoP key that skips the second factor).
+	EventDeviceRemembered = "device.remembered"
+	EventDeviceForgotten  = "device.forgotten"
 )
 
 // Event is one security-relevant thing that happened to an account. It

@@ -93,6 +93,14 @@ func (p *PendingTokens) EndFor(ctx context.Context, subject string, now time.Tim
 	return nil
 }
 
+// DropFor deletes every token record of subject (an indexed deleteMany).
+func (p *PendingTokens) DropFor(ctx context.Context, subject string) error {
+	if _, err := p.coll.DeleteMany(ctx, bson.D{{Key: "sub", Value: subject}}); err != nil {
+		return opError(err, "delete mfa_tokens")
+	}
+	return nil
+}
+
 // Consume marks the token used: a compare-and-set of "used" on its
 // document. A second consumption finds used set and gets mfa.ErrUsed; a
 // token with no document gets mfa.ErrNotFound.

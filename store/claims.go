@@ -61,6 +61,13 @@ func (c *Claims) CountClaimed(ctx context.Context, ids ...string) (int, error) {
 	return int(n), nil
 }
 
+// DPoPProofs holds the DPoP proofs the service accepted (RFC 9449 §11.1),
+// each by tokens.DPoPProof.Replay until its Until: a unique insert, so a
+// proof is used once across every instance.
+func (db *DB) DPoPProofs() *Claims {
+	return &Claims{db: db, coll: db.db.Collection(colDPoP)}
+}
+
 // UsedRecoveryCodes holds the hashes of spent recovery codes.
 func (db *DB) UsedRecoveryCodes() *Claims {
 	return &Claims{db: db, coll: db.db.Collection(colRecovery)}

@@ -29,6 +29,7 @@ type sessionDoc struct {
 	Handover         *handoverDoc `bson:"handover,omitempty"`
 	UserAgent        string       `bson:"ua,omitempty"`
 	IP               string       `bson:"ip,omitempty"`
+	JKT              string       `bson:"jkt,omitempty"` // DPoP key thumbprint; absent: bearer
 }
 
 // handoverDoc is tokens.Handover: the sealed successor of the last rotation
@@ -62,7 +63,7 @@ func (s *Sessions) CreateSession(ctx context.Context, sess *tokens.Session) erro
 	_, err := s.coll().InsertOne(ctx, sessionDoc{ID: sess.ID, UserID: sess.UserID,
 		CreatedAt: sess.CreatedAt.UTC(), AuthTime: sess.AuthTime.UTC(), ACR: sess.ACR, AMR: sess.AMR,
 		ExpiresAt: sess.ExpiresAt.UTC(), RefreshHash: sess.RefreshHash, RefreshIssuedAt: sess.RefreshIssuedAt.UTC(),
-		RefreshExpiresAt: sess.RefreshExpiresAt.UTC(), UserAgent: sess.Device.UserAgent, IP: sess.Device.IP})
+		RefreshExpiresAt: sess.RefreshExpiresAt.UTC(), UserAgent: sess.Device.UserAgent, IP: sess.Device.IP, JKT: sess.JKT})
 	if err != nil {
 		return opError(err, "insert session")
 	}
@@ -89,7 +90,7 @@ func (d *sessionDoc) session() *tokens.Session {
 	sess := &tokens.Session{ID: d.ID, UserID: d.UserID, CreatedAt: d.CreatedAt, AuthTime: d.AuthTime, ACR: d.ACR,
 		AMR: d.AMR, ExpiresAt: d.ExpiresAt, RevokedAt: d.RevokedAt, RefreshHash: d.RefreshHash,
 		RefreshIssuedAt: d.RefreshIssuedAt, RefreshExpiresAt: d.RefreshExpiresAt,
-		Device: tokens.Device{UserAgent: d.UserAgent, IP: d.IP}}
+		Device: tokens.Device{UserAgent: d.UserAgent, IP: d.IP}, JKT: d.JKT}
 	if sess.RefreshExpiresAt.After(sess.ExpiresAt) {
 		sess.RefreshExpiresAt = sess.ExpiresAt
 	}
@@ -137,9 +138,16 @@ func (s *Sessions) SetAuth(ctx context.Context, id string, authTime time.Time, a
 // RotateRefresh is the compare-and-set of the current refresh token;
 // the handover h is set (or cleared) in the same update, so whoever loses
 // the compare-and-set and reads the session sees it.
-func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *tokens.Handover) (*tokens.Session, error) {
+func (s *Sessions) RotateRefresh(ctx context.Context, id, old, next, jkt string, nextExpires, now time.Time, h *tokens.Handover) (*tokens.Session, error) {
 	filter := append(live(id, now), bson.E{Key: "refresh", Value: old},
 		bson.E{Key: "refresh_exp", Value: bson.D{{Key: "$gt", Value: now.UTC()}}})
+	// A session bound to a DPoP key rotates only for a proof of that key.
+	unbound := bson.D{{Key: "jkt", Value: bson.D{{Key: "$exists", Value: false}}}}
+	if jkt == "" {
+		filter = append(filter, unbound[0])
+	} else {
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{unbound, bson.D{{Key: "jkt", Value: jkt}}}})
+	}
 	// refresh_exp may lie past expires_at; every use also requires the
 	// session live, so the earlier of the two applies.
 	set := bson.D{{Key: "refresh", Value: next}, {Key: "refresh_iat", Value: now.UTC()}, {Key: "refresh_exp", Value: nextExpires.UTC()}}

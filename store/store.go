@@ -42,11 +42,13 @@ const (
 	colRecovery  = "recovery_used"
 	colEvents    = "events"
 	colCounters  = "counters"
+	colDPoP      = "dpop_proofs" // DPoP proofs seen, by key and jti, until they expire
+	colDevices   = "devices"     // remembered devices (DPoP keys), by mfa.DeviceID
 )
 
 // expiring lists the collections whose documents carry expires_at and are
 // deleted after it, by a TTL index or by the sweeper.
-var expiring = []string{colBudgets, colSessions, colRotations, colCeremony, colEvents}
+var expiring = []string{colBudgets, colSessions, colRotations, colCeremony, colEvents, colDPoP, colDevices}
 
 // Config is what Open needs.
 type Config struct {
@@ -177,6 +179,7 @@ func (db *DB) createIndexes(ctx context.Context) error {
 		// The feed's order (Events.Feed); not unique, as events written
 		// before it existed have no number.
 		{colEvents, mongo.IndexModel{Keys: bson.D{{Key: "seq", Value: 1}}, Options: options.Index().SetName("seq")}},
+		{colDevices, mongo.IndexModel{Keys: bson.D{{Key: "user_id", Value: 1}}, Options: options.Index().SetName("user_id")}},
 	}
 	for _, ix := range indexes {
 		if _, err := db.db.Collection(ix.coll).Indexes().CreateOne(ctx, ix.model); err != nil {

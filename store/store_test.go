@@ -348,7 +348,7 @@ func TestSessions(t *testing.T) {
 		if _, err := s.SetAuth(ctx, "s1", now, "aal3", nil, now); !errors.Is(err, tokens.ErrSessionEnded) {
 			t.Fatalf("SetAuth on a revoked session: got %v, want ErrSessionEnded", err)
 		}
-		if _, err := s.RotateRefresh(ctx, "s1", "h0", "h1", now.Add(time.Hour), now, nil); !errors.Is(err, tokens.ErrRefreshUnknown) {
+		if _, err := s.RotateRefresh(ctx, "s1", "h0", "h1", "", now.Add(time.Hour), now, nil); !errors.Is(err, tokens.ErrRefreshUnknown) {
 			t.Fatalf("rotation of a revoked session: got %v, want ErrRefreshUnknown", err)
 		}
 	})
@@ -374,7 +374,7 @@ func TestSessions(t *testing.T) {
 			id := fmt.Sprint("rot", round)
 			mk(id)
 			wins := race(t, 30, func(i int) error {
-				_, err := s.RotateRefresh(ctx, id, "h0", fmt.Sprint("h", i+1), now.Add(time.Hour), now, nil)
+				_, err := s.RotateRefresh(ctx, id, "h0", fmt.Sprint("h", i+1), "", now.Add(time.Hour), now, nil)
 				return err
 			}, is(tokens.ErrRefreshUnknown))
 			if wins != 1 {

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -74,6 +75,33 @@ func BenchmarkVerifyAccessEdDSA(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := f.verify.Access(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkIssueAccessDPoP is the issue step of a request with a DPoP
+// proof, without the store: the proof verified (ES256) and a bound access
+// token signed. Compare BenchmarkIssueAccess.
+func BenchmarkIssueAccessDPoP(b *testing.B) {
+	f := newFixture(b, ES256)
+	amr := []string{"pwd", "otp", "mfa"}
+	authTime := f.clock.Now()
+	v := NewDPoPVerifier(DPoPConfig{Now: f.clock.Now})
+	k := newTestProofKey(b, ES256)
+	const url = "https://auth.example.com/v1/token/refresh"
+	proofs := make([]string, b.N)
+	for i := range proofs {
+		proofs[i] = k.sign(b, nil, map[string]any{"jti": fmt.Sprint("j", i), "htm": "POST", "htu": url, "iat": authTime.Unix()})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p, err := v.Verify(proofs[i], DPoPRequest{Method: "POST", URL: url})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := f.issuer.BoundAccess("user-1", "sess-1", authTime, "aal2", amr, p.JKT); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -30,6 +30,9 @@ type AccessClaims struct {
 	AuthTime time.Time
 	ACR      string
 	AMR      []string
+	// JKT is the RFC 7638 thumbprint of the DPoP key the token is bound to
+	// (cnf.jkt, RFC 9449 §6); empty for a Bearer token.
+	JKT string
 }
 
 // PendingClaims is the verified content of an mfa_pending token.
@@ -44,6 +47,9 @@ type PendingClaims struct {
 	Session  string // sid, set only when stepping up an existing session
 	ACR      string // the acr the client must reach (step-up), empty for sign-in
 	MaxAge   int64  // seconds, step-up only; 0 when absent
+	// JKT binds the token to a DPoP key (cnf.jkt): the second factor must
+	// come with a proof of that key. Empty when the password step had none.
+	JKT string
 
 	// Record names the token's record in the store (its attempts, its
 	// consumption): the jti and a digest of the claims exactly as signed.

@@ -30,6 +30,7 @@ const (
 	jsonNumber            // a NumericDate or a count of seconds
 	jsonStrings           // an array of strings
 	jsonAudience          // a string or an array of strings (RFC 7519 §4.1.3)
+	jsonObject            // a JSON object (cnf, RFC 7800)
 )
 
 // claimTypes are the types of the claims either token kind reads. A token
@@ -41,6 +42,7 @@ var claimTypes = map[string]jsonType{
 	"client_id": jsonString, "sid": jsonString, "auth_time": jsonNumber,
 	"acr": jsonString, "amr": jsonStrings,
 	"scope": jsonString, "acr_values": jsonString, "max_age": jsonNumber,
+	"cnf": jsonObject,
 }
 
 // strictB64 is the segment encoding golang-jwt uses under
@@ -108,6 +110,11 @@ func segment(s string) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, errors.New("bad base64url")
 	}
+	return segmentJSON(raw)
+}
+
+// segmentJSON is segment for JSON already decoded.
+func segmentJSON(raw []byte) (map[string]json.RawMessage, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, errors.New("not a JSON object")
@@ -164,6 +171,8 @@ func hasType(v json.RawMessage, t jsonType) bool {
 		return true
 	case jsonAudience:
 		return hasType(v, jsonString) || hasType(v, jsonStrings)
+	case jsonObject:
+		return v[0] == '{'
 	}
 	return false
 }

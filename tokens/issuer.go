@@ -112,6 +112,13 @@ func (i *Issuer) AccessTTL() time.Duration { return i.cfg.AccessTTL }
 // error if sub, sid or acr is empty or authTime is zero (the Verifier would
 // refuse such a token).
 func (i *Issuer) Access(sub, sid string, authTime time.Time, acr string, amr []string) (string, AccessClaims, error) {
+	return i.BoundAccess(sub, sid, authTime, acr, amr, "")
+}
+
+// BoundAccess is Access for a token bound to the DPoP key whose RFC 7638
+// thumbprint is jkt (cnf.jkt, RFC 9449 §6.1); an empty jkt is a Bearer
+// token, as Access issues.
+func (i *Issuer) BoundAccess(sub, sid string, authTime time.Time, acr string, amr []string, jkt string) (string, AccessClaims, error) {
 	if sub == "" || sid == "" || acr == "" || authTime.IsZero() {
 		return "", AccessClaims{}, errors.New("tokens: access token needs sub, sid, acr and auth_time")
 	}
@@ -132,6 +139,7 @@ func (i *Issuer) Access(sub, sid string, authTime time.Time, acr string, amr []s
 		AuthTime: seconds(authTime),
 		ACR:      acr,
 		AMR:      slices.Clone(amr),
+		JKT:      jkt,
 	}
 	wire := &accessJWT{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -147,6 +155,7 @@ func (i *Issuer) Access(sub, sid string, authTime time.Time, acr string, amr []s
 		AuthTime: numeric(c.AuthTime),
 		ACR:      c.ACR,
 		AMR:      c.AMR,
+		Cnf:      bind(jkt),
 	}
 	token, err := i.sign(TypeAccess, wire)
 	if err != nil {
@@ -156,7 +165,8 @@ func (i *Issuer) Access(sub, sid string, authTime time.Time, acr string, amr []s
 }
 
 // Pending issues an mfa_pending token (JOSE typ "mfa-pending+jwt", scope
-// "mfa_pending") from p's Subject, AMR, Session, ACR and MaxAge. It sets
+// "mfa_pending") from p's Subject, AMR, Session, ACR, MaxAge and JKT (sent
+// as cnf.jkt). It sets
 // Issuer, Audience (the MFA audience only), IssuedAt, Expiry (PendingTTL)
 // and a fresh ID, overwriting whatever p held there, and returns the token
 // and the completed claims. Session, ACR (sent as "acr_values") and MaxAge
@@ -192,6 +202,7 @@ func (i *Issuer) Pending(p PendingClaims) (string, PendingClaims, error) {
 		SID:       p.Session,
 		ACRValues: p.ACR,
 		MaxAge:    p.MaxAge,
+		Cnf:       bind(p.JKT),
 	}
 	token, err := i.sign(TypeMFAPending, wire)
 	if err != nil {

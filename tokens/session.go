@@ -40,6 +40,10 @@ type Session struct {
 	AMR       []string
 	ExpiresAt time.Time // absolute limit
 	RevokedAt time.Time // zero while live
+	// JKT is the RFC 7638 thumbprint of the DPoP key the session's refresh
+	// tokens are bound to (RFC 9449 §5): only a proof of that key refreshes
+	// it, and its access tokens carry it as cnf.jkt. Empty: bearer.
+	JKT string
 
 	// Device is where the session was signed in from, as the client said
 	// (shown to its user; never trusted for a decision).
@@ -90,6 +94,12 @@ func (s *Session) Live(now time.Time) bool {
 	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
 }
 
+// Holds reports whether a request that proved the DPoP key jkt ("" for
+// none) may use s's refresh token: s is not bound, or bound to jkt.
+func (s *Session) Holds(jkt string) bool {
+	return s.JKT == "" || subtle.ConstantTimeCompare([]byte(s.JKT), []byte(jkt)) == 1
+}
+
 // RefreshLive reports whether hash is the session's current refresh token
 // and usable at now.
 func (s *Session) RefreshLive(hash string, now time.Time) bool {
@@ -111,11 +121,12 @@ type SessionStore interface {
 	// live, ErrSessionNotFound if it does not exist.
 	SetAuth(ctx context.Context, id string, authTime time.Time, acr string, amr []string, now time.Time) (*Session, error)
 	// RotateRefresh replaces the session's refresh token old (a hash)
-	// with next, if old is current and unexpired and the session live at
-	// now — one atomic compare-and-set that also sets the session's
-	// Handover to h (clears it when h is nil) — and returns the session
-	// after it. ErrRefreshUnknown otherwise.
-	RotateRefresh(ctx context.Context, id, old, next string, nextExpires, now time.Time, h *Handover) (*Session, error)
+	// with next, if old is current and unexpired, the session live at now
+	// and either not bound to a DPoP key or bound to jkt — one atomic
+	// compare-and-set that also sets the session's Handover to h (clears it
+	// when h is nil) — and returns the session after it. ErrRefreshUnknown
+	// otherwise.
+	RotateRefresh(ctx context.Context, id, old, next, jkt string, nextExpires, now time.Time, h *Handover) (*Session, error)
 	// RecordRotation remembers, until expires, that the refresh token with
 	// that hash was rotated away from session id.
 	RecordRotation(ctx context.Context, hash, id string, expires time.Time) error
@@ -169,28 +180,36 @@ func NewSessions(store SessionStore) *Sessions {
 // Start creates a session for a completed authentication, with its first
 // refresh token: one insert.
 func (s *Sessions) Start(ctx context.Context, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
-	return s.StartOn(ctx, Device{}, userID, authTime, acr, amr)
+	return s.StartBound(ctx, Device{}, userID, authTime, acr, amr, "")
 }
 
 // StartOn is Start recording the device the user signed in on (its user
 // agent cut to MaxUserAgent bytes).
 func (s *Sessions) StartOn(ctx context.Context, d Device, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
+	return s.StartBound(ctx, d, userID, authTime, acr, amr, "")
+}
+
+// StartBound is StartOn for a session bound to the DPoP key whose
+// thumbprint is jkt ("" for none): its refresh token is refreshed only with
+// a proof of that key.
+func (s *Sessions) StartBound(ctx context.Context, d Device, userID string, authTime time.Time, acr string, amr []string, jkt string) (*Session, string, error) {
 	id, err := s.random(16)
 	if err != nil {
 		return nil, "", err
 	}
-	return s.startWithID(ctx, id, d, userID, authTime, acr, amr)
+	return s.start(ctx, id, d, userID, authTime, acr, amr, jkt)
 }
 
 // StartWithID is Start with a session id chosen by the caller.
 func (s *Sessions) StartWithID(ctx context.Context, id, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
-	return s.startWithID(ctx, id, Device{}, userID, authTime, acr, amr)
+	return s.start(ctx, id, Device{}, userID, authTime, acr, amr, "")
 }
 
-func (s *Sessions) startWithID(ctx context.Context, id string, d Device, userID string, authTime time.Time, acr string, amr []string) (*Session, string, error) {
+func (s *Sessions) start(ctx context.Context, id string, d Device, userID string, authTime time.Time, acr string, amr []string, jkt string) (*Session, string, error) {
 	now := s.Now()
 	d.UserAgent = truncateUTF8(d.UserAgent, MaxUserAgent)
-	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge), Device: d}
+	sess := &Session{ID: id, UserID: userID, CreatedAt: now, AuthTime: authTime, ACR: acr, AMR: amr, ExpiresAt: now.Add(s.MaxAge),
+		Device: d, JKT: jkt}
 	token, err := s.newToken(sess)
 	if err != nil {
 		return nil, "", err
@@ -220,6 +239,16 @@ func (s *Sessions) Rotate(ctx context.Context, token string) (*Session, string, 
 // by the same client within Grace of that rotation, gets the current token
 // back (the same successor; nothing is written).
 func (s *Sessions) RotateFrom(ctx context.Context, token, client string) (*Session, string, error) {
+	return s.RotateBound(ctx, token, client, "")
+}
+
+// RotateBound is RotateFrom for a request that proved possession of the
+// DPoP key whose thumbprint is jkt ("" for none). A session bound to a key
+// rotates only for that key; for any other (or none) its token is
+// ErrRefreshUnknown and nothing changes: the family is not revoked, not
+// even for a rotated token, since whoever lacks the key cannot use the
+// session anyway and must not be able to end it.
+func (s *Sessions) RotateBound(ctx context.Context, token, client, jkt string) (*Session, string, error) {
 	sid, ok := RefreshSession(token)
 	if !ok {
 		return nil, "", ErrRefreshUnknown
@@ -238,9 +267,9 @@ func (s *Sessions) RotateFrom(ctx context.Context, token, client string) (*Sessi
 		}
 		h = &Handover{From: hash, Sealed: sealed, Client: client, At: now}
 	}
-	sess, err := s.Store.RotateRefresh(ctx, sid, hash, HashRefresh(next), now.Add(s.RefreshTTL), now, h)
+	sess, err := s.Store.RotateRefresh(ctx, sid, hash, HashRefresh(next), jkt, now.Add(s.RefreshTTL), now, h)
 	if errors.Is(err, ErrRefreshUnknown) {
-		return s.presentedAgain(ctx, sid, hash, client, now)
+		return s.presentedAgain(ctx, sid, hash, client, jkt, now)
 	}
 	if err != nil {
 		return nil, "", err
@@ -260,15 +289,20 @@ func (s *Sessions) RotateFrom(ctx context.Context, token, client string) (*Sessi
 // so never missed), else from the rotations — it is either within the
 // grace period (the current token is handed back) or reuse (the session is
 // revoked). Otherwise it is unknown.
-func (s *Sessions) presentedAgain(ctx context.Context, sid, hash, client string, now time.Time) (*Session, string, error) {
+func (s *Sessions) presentedAgain(ctx context.Context, sid, hash, client, jkt string, now time.Time) (*Session, string, error) {
 	reused := false
+	var sess *Session
 	if s.graceOn(client) {
-		sess, err := s.Store.Session(ctx, sid)
+		var err error
+		sess, err = s.Store.Session(ctx, sid)
 		if errors.Is(err, ErrSessionNotFound) {
 			return nil, "", ErrRefreshUnknown
 		}
 		if err != nil {
 			return nil, "", err
+		}
+		if !sess.Holds(jkt) {
+			return nil, "", ErrRefreshUnknown
 		}
 		if h := sess.Handover; h != nil && h.From == hash {
 			if next, ok := s.inGrace(sess, client, now); ok {
@@ -280,6 +314,15 @@ func (s *Sessions) presentedAgain(ctx context.Context, sid, hash, client string,
 	if !reused {
 		if owner, err := s.Store.Rotated(ctx, hash); err != nil || owner != sid {
 			return nil, "", ErrRefreshUnknown
+		}
+		if sess == nil {
+			got, err := s.Store.Session(ctx, sid)
+			if err != nil {
+				return nil, "", ErrRefreshUnknown
+			}
+			if !got.Holds(jkt) {
+				return nil, "", ErrRefreshUnknown
+			}
 		}
 	}
 	if err := s.Store.RevokeSession(ctx, sid, now); err != nil {

@@ -162,6 +162,8 @@ func (v *Verifier) Access(token string) (AccessClaims, error) {
 		return AccessClaims{}, invalid("missing auth_time")
 	case c.ACR == "":
 		return AccessClaims{}, invalid("missing acr")
+	case c.Cnf != nil && c.Cnf.JKT == "":
+		return AccessClaims{}, invalid("cnf without jkt")
 	}
 	if err := v.lifetime(&c.RegisteredClaims, v.maxAccess); err != nil {
 		return AccessClaims{}, err
@@ -201,6 +203,8 @@ func (v *Verifier) Pending(token, audience string) (PendingClaims, error) {
 		return PendingClaims{}, invalid("missing jti")
 	case c.IssuedAt == nil:
 		return PendingClaims{}, invalid("missing iat")
+	case c.Cnf != nil && c.Cnf.JKT == "":
+		return PendingClaims{}, invalid("cnf without jkt")
 	}
 	if err := v.lifetime(&c.RegisteredClaims, v.maxPending); err != nil {
 		return PendingClaims{}, err

@@ -15,6 +15,29 @@ type accessJWT struct {
 	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 	ACR      string           `json:"acr,omitempty"`
 	AMR      []string         `json:"amr,omitempty"`
+	Cnf      *confirmation    `json:"cnf,omitempty"`
+}
+
+// confirmation is the RFC 7800 cnf claim with the RFC 9449 §6.1 member
+// jkt, the only confirmation method this service issues or accepts.
+type confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// bind returns the cnf claim for jkt, nil for none.
+func bind(jkt string) *confirmation {
+	if jkt == "" {
+		return nil
+	}
+	return &confirmation{JKT: jkt}
+}
+
+// jkt is the thumbprint of c, "" for none.
+func (c *confirmation) jkt() string {
+	if c == nil {
+		return ""
+	}
+	return c.JKT
 }
 
 // pendingJWT is the JSON payload of an mfa_pending token. The level a
@@ -23,11 +46,12 @@ type accessJWT struct {
 // a pending token has reached none worth trusting.
 type pendingJWT struct {
 	jwt.RegisteredClaims
-	Scope     string   `json:"scope"`
-	AMR       []string `json:"amr,omitempty"`
-	SID       string   `json:"sid,omitempty"`
-	ACRValues string   `json:"acr_values,omitempty"`
-	MaxAge    int64    `json:"max_age,omitempty"`
+	Scope     string        `json:"scope"`
+	AMR       []string      `json:"amr,omitempty"`
+	SID       string        `json:"sid,omitempty"`
+	ACRValues string        `json:"acr_values,omitempty"`
+	MaxAge    int64         `json:"max_age,omitempty"`
+	Cnf       *confirmation `json:"cnf,omitempty"`
 }
 
 func (c *accessJWT) claims() AccessClaims {
@@ -43,6 +67,7 @@ func (c *accessJWT) claims() AccessClaims {
 		AuthTime: fromNumeric(c.AuthTime),
 		ACR:      c.ACR,
 		AMR:      c.AMR,
+		JKT:      c.Cnf.jkt(),
 	}
 }
 
@@ -58,6 +83,7 @@ func (c *pendingJWT) claims() PendingClaims {
 		Session:  c.SID,
 		ACR:      c.ACRValues,
 		MaxAge:   c.MaxAge,
+		JKT:      c.Cnf.jkt(),
 	}
 }
 

@@ -41,7 +41,10 @@ func (a *App) ChangePassword(ctx context.Context, c *Caller, current, next strin
 	if err := a.Sessions.Store.RevokeUserSessions(context.WithoutCancel(ctx), u.ID, c.Session.ID, a.Now()); err != nil {
 		return err
 	}
-	a.event(c.Client, u.ID, c.Session.ID, mfa.EventPasswordChanged, "other sessions ended")
+	if err := a.forgetDevices(ctx, u.ID); err != nil {
+		return err
+	}
+	a.event(c.Client, u.ID, c.Session.ID, mfa.EventPasswordChanged, "other sessions ended, remembered devices forgotten")
 	return nil
 }
 
@@ -61,8 +64,15 @@ func (a *App) Logout(ctx context.Context, c *Caller) error {
 // token presented again revokes the whole session (tokens.ErrRefreshReused),
 // unless the same client (IP address and user agent) presents it within the
 // sessions' grace period: it then gets the same successor.
+//
+// A session bound to a DPoP key refreshes only with a proof of that key;
+// without one, or with another key, its token is tokens.ErrRefreshUnknown
+// and the session is left as it was.
 func (a *App) Refresh(ctx context.Context, cl Client, token string) (*Tokens, error) {
-	sess, next, err := a.Sessions.RotateFrom(ctx, token, tokens.Fingerprint(cl.IP, cl.UserAgent))
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
+	sess, next, err := a.Sessions.RotateBound(ctx, token, tokens.Fingerprint(cl.IP, cl.UserAgent), cl.Proof.JKT())
 	if err != nil {
 		if errors.Is(err, tokens.ErrRefreshReused) {
 			a.m.issued.WithLabelValues("refresh", "reuse_detected").Inc()
@@ -74,7 +84,7 @@ func (a *App) Refresh(ctx context.Context, cl Client, token string) (*Tokens, er
 		return nil, err
 	}
 	a.m.issued.WithLabelValues("refresh", "rotated").Inc()
-	return a.issue(sess, next)
+	return a.issue(sess, next, bindKey(sess.JKT, cl.Proof))
 }
 
 // TokenInfo is what a presented token is: the session it belongs to, and

@@ -323,7 +323,10 @@ func (a *App) ResetUser(ctx context.Context, op Operator, id string) (*mfa.User,
 	if err := a.Sessions.Store.RevokeUserSessions(ctx, u.ID, "", a.Now()); err != nil {
 		return nil, err
 	}
-	a.adminEvent(op, u.ID, "", mfa.EventAdminReset, "factors, recovery codes and sessions removed by "+op.Name)
+	if err := a.forgetDevices(ctx, u.ID); err != nil {
+		return nil, err
+	}
+	a.adminEvent(op, u.ID, "", mfa.EventAdminReset, "factors, recovery codes, sessions and remembered devices removed by "+op.Name)
 	return a.Users.User(ctx, id)
 }
 

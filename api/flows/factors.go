@@ -316,6 +316,9 @@ func (a *App) afterRemoval(ctx context.Context, c *Caller, u *mfa.User) error {
 	if err := a.Sessions.Store.RevokeUserSessions(ctx, u.ID, c.Session.ID, now); err != nil {
 		return err
 	}
+	if err := a.forgetDevices(ctx, u.ID); err != nil {
+		return err
+	}
 	sess := c.Session
 	as := a.Policy.AfterRemoval(sess.AMR, u)
 	if as.ACR == sess.ACR && slices.Equal(as.AMR, sess.AMR) {

@@ -55,6 +55,11 @@ type Deps struct {
 	Sessions *tokens.Sessions
 	Issuer   *tokens.Issuer
 	Verifier *tokens.Verifier
+	DPoP     DPoP // RFC 9449 proofs (dpop.go)
+	// Devices keeps remembered devices (devices.go), each for RememberFor
+	// after its second factor; nil or 0 turns remembering off.
+	Devices     mfa.DeviceStore
+	RememberFor time.Duration
 
 	MFAAudience string // aud of mfa_pending tokens
 	SignupOpen  bool
@@ -105,6 +110,9 @@ func New(d Deps) *App {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
+	if d.DPoP.Verifier == nil {
+		d.DPoP.Verifier = tokens.NewDPoPVerifier(tokens.DPoPConfig{Now: d.Now})
+	}
 	if d.PasswordLock == 0 {
 		d.PasswordLock = time.Hour
 	}
@@ -120,11 +128,16 @@ func (a *App) Close() {
 	a.events.close()
 }
 
-// Client is who is asking, for security events: never trusted for a
-// decision.
+// Client is who is asking. IP and UserAgent are for security events (and
+// the refresh grace period's fingerprint), never trusted for a decision;
+// Proof is the request's verified DPoP proof (App.Proof), nil without one.
 type Client struct {
 	IP        string
 	UserAgent string
+	Proof     *Proof
+	// RememberDevice asks, with a second factor, to remember the key of
+	// Proof (devices.go).
+	RememberDevice bool
 }
 
 // device is what a session keeps of the client that signed it in.
@@ -145,8 +158,13 @@ type Tokens struct {
 	Access       string
 	AccessExpiry time.Time
 	Refresh      string // empty after a step-up: the session's refresh token still works
+	// JKT is the DPoP key the access token is bound to (token_type DPoP);
+	// empty for a Bearer token.
+	JKT string
 	// RecoveryLeft is set after a recovery code was used.
 	RecoveryLeft *int
+	// Remembered: the device (the DPoP key) was remembered now.
+	Remembered bool
 }
 
 // Pending says a second factor is required.
@@ -181,25 +199,31 @@ func (a *App) event(cl Client, userID, sid, typ, detail string) {
 		At: a.Now(), IP: cl.IP, UserAgent: ua})
 }
 
-// issue signs an access token for sess.
-func (a *App) issue(sess *tokens.Session, refresh string) (*Tokens, error) {
-	access, claims, err := a.Issuer.Access(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR)
+// issue signs an access token for sess, bound to the DPoP key jkt when set.
+func (a *App) issue(sess *tokens.Session, refresh, jkt string) (*Tokens, error) {
+	access, claims, err := a.Issuer.BoundAccess(sess.UserID, sess.ID, sess.AuthTime, sess.ACR, sess.AMR, jkt)
 	if err != nil {
 		return nil, err
 	}
 	a.m.issued.WithLabelValues("access", "issued").Inc()
-	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh}, nil
+	return &Tokens{Session: sess, Access: access, AccessExpiry: claims.Expiry, Refresh: refresh, JKT: jkt}, nil
 }
 
-// start begins a session for a finished authentication. The user was read
-// before the factor was checked (a password hash takes tens of
-// milliseconds): if the account was deleted meanwhile, the deletion may
-// have swept the sessions before this one was inserted, so the user is read
-// again after the insert (admitted) and the session ended if it is gone —
-// gone is then the answer (what a wrong credential answers) — or disabled
-// meanwhile (ErrAccountDisabled).
+// start begins a session for a finished authentication, bound to the key
+// the request proved, if any. The user was read before the factor was
+// checked (a password hash takes tens of milliseconds): if the account was
+// deleted meanwhile, the deletion may have swept the sessions before this
+// one was inserted, so the user is read again after the insert (admitted)
+// and the session ended if it is gone — gone is then the answer (what a
+// wrong credential answers) — or disabled meanwhile (ErrAccountDisabled).
 func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assurance, gone error) (*Tokens, error) {
-	sess, refresh, err := a.Sessions.StartOn(ctx, cl.device(), userID, a.Now(), as.ACR, as.AMR)
+	return a.startAt(ctx, cl, userID, as, a.Now(), gone)
+}
+
+// startAt is start for an authentication at authTime.
+func (a *App) startAt(ctx context.Context, cl Client, userID string, as mfa.Assurance, authTime time.Time, gone error) (*Tokens, error) {
+	jkt := cl.Proof.JKT()
+	sess, refresh, err := a.Sessions.StartBound(ctx, cl.device(), userID, authTime, as.ACR, as.AMR, jkt)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +231,7 @@ func (a *App) start(ctx context.Context, cl Client, userID string, as mfa.Assura
 		return nil, err
 	}
 	a.event(cl, userID, sess.ID, mfa.EventLoginSuccess, describe(as))
-	return a.issue(sess, refresh)
+	return a.issue(sess, refresh, jkt)
 }
 
 // admitted checks, after a new session was created, that its user still

@@ -7,6 +7,7 @@ type metrics struct {
 	issued   *prometheus.CounterVec
 	lockouts prometheus.Counter
 	stepups  *prometheus.CounterVec
+	dpop     *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -24,7 +25,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Name: "stepup_stepups_total", Help: "Completed step-ups by requested and granted acr.",
 		}, []string{"requested", "granted"}),
 	}
-	reg.MustRegister(m.verifies, m.issued, m.lockouts, m.stepups)
+	m.dpop = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stepup_dpop_proofs_total", Help: "DPoP proofs by outcome: accepted, invalid, nonce (no current nonce), replay.",
+	}, []string{"outcome"})
+	reg.MustRegister(m.verifies, m.issued, m.lockouts, m.stepups, m.dpop)
 	return m
 }
 

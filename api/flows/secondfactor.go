@@ -151,6 +151,9 @@ func (a *App) PasskeyOptions(ctx context.Context) (*protocol.CredentialAssertion
 // VerifyPasskey finishes a usernameless sign-in: a passkey with user
 // verification is both factors at once.
 func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Tokens, error) {
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
 	u, _, as, err := a.WebAuthn.FinishPasskey(ctx, body)
 	if err != nil {
 		a.m.verified("passkey", false)
@@ -165,6 +168,17 @@ func (a *App) VerifyPasskey(ctx context.Context, cl Client, body []byte) (*Token
 // in the same round trip. The token's attempt comes first, so a dead token
 // spends nothing of the account's budget.
 func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClaims) (*mfa.User, error) {
+	// A token bound to a DPoP key is worthless without a proof of that
+	// key: refused before anything is spent.
+	if err := holdsPending(pc, cl.Proof); err != nil {
+		return nil, err
+	}
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
+	if err := a.mayRemember(cl); err != nil {
+		return nil, err
+	}
 	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.Record)
 	if err != nil {
 		var th *mfa.ThrottledError
@@ -269,6 +283,9 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		refresh string
 		err     error
 	)
+	// The new session is bound to the key of the mfa_token, or else to the
+	// key this request proved (holdsPending made them one when both exist).
+	jkt := bindKey(pc.JKT, cl.Proof)
 	if beforeSecondFactorSession != nil {
 		beforeSecondFactorSession(u.ID)
 	}
@@ -278,7 +295,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		// (PendingStore.EndFor) and then their sessions, so a session
 		// whose token was consumed existed before its sessions were ended
 		// (and was ended with them), and a later one fails to consume.
-		if sess, refresh, err = a.Sessions.StartOn(ctx, cl.device(), u.ID, now, as.ACR, as.AMR); err != nil {
+		if sess, refresh, err = a.Sessions.StartBound(ctx, cl.device(), u.ID, now, as.ACR, as.AMR, jkt); err != nil {
 			return nil, err
 		}
 	}
@@ -290,7 +307,12 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		case errors.Is(err, mfa.ErrUsed):
 			err = ErrPendingUsed
 		case errors.Is(err, mfa.ErrNotFound):
-			err = errors.Join(ErrPendingBad, errPendingUnknown)
+			// A deletion drops its tokens' records (PendingStore.DropFor).
+			if _, uerr := a.Users.User(ctx, u.ID); errors.Is(uerr, mfa.ErrNotFound) {
+				err = ErrPendingUser
+			} else {
+				err = errors.Join(ErrPendingBad, errPendingUnknown)
+			}
 		case errors.Is(err, mfa.ErrEnded):
 			err = a.endedWhy(ctx, u.ID)
 		}
@@ -298,9 +320,10 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	}
 	if pc.Session == "" {
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
-		t, err := a.issue(sess, refresh)
+		t, err := a.issue(sess, refresh, jkt)
 		if t != nil {
 			t.RecoveryLeft = recoveryLeft
+			t.Remembered = cl.RememberDevice && a.remember(ctx, cl, u.ID, now)
 		}
 		return t, err
 	}
@@ -313,9 +336,10 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 	}
 	a.m.stepups.WithLabelValues(pc.ACR, as.ACR).Inc()
 	a.event(cl, u.ID, sess.ID, mfa.EventStepUp, describe(as))
-	t, err := a.issue(sess, "")
+	t, err := a.issue(sess, "", bindKey(sess.JKT, cl.Proof))
 	if t != nil {
 		t.RecoveryLeft = recoveryLeft
+		t.Remembered = cl.RememberDevice && a.remember(ctx, cl, u.ID, now)
 	}
 	return t, err
 }

@@ -190,6 +190,12 @@ func (a *App) deleteAccount(ctx context.Context, cl Client, op *Operator, userID
 	if err := a.Budgets.Login.DropPrefix(ctx, loginScope(u.Username, "")); err != nil {
 		return err
 	}
+	if err := a.forgetDevices(ctx, userID); err != nil {
+		return err
+	}
+	if err := a.Pending.DropFor(ctx, userID); err != nil {
+		return err
+	}
 	a.m.issued.WithLabelValues("session", "revoked").Inc()
 	if op != nil {
 		a.adminEvent(*op, userID, "", mfa.EventAccountDeleted, by)

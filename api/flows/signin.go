@@ -83,6 +83,9 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		return nil, mfa.ErrInvalidPassword
 	}
 	pw, _ := mfa.NormalizePassword(password) // a wrong-length password simply fails to match
+	if err := a.needProof(cl); err != nil {
+		return nil, err
+	}
 	if err := a.addrRefusal(cl); err != nil {
 		a.throttled(err)
 		return nil, err
@@ -168,8 +171,33 @@ func (a *App) Login(ctx context.Context, cl Client, username, password string) (
 		}
 		return &Outcome{Tokens: t}, nil
 	}
+	// A remembered device — a grant for the DPoP key this request proved,
+	// made after a real second factor — stands in for the second factor,
+	// at the level mfa.Policy.RememberedDevice gives and with the auth_time
+	// of that real second factor.
+	dev, err := a.rememberedDevice(ctx, cl, u)
+	if err != nil {
+		return nil, err
+	}
+	if dev != nil {
+		wg.Go(func() {
+			if err := a.Budgets.Login.Succeed(context.WithoutCancel(ctx), attempt); err != nil {
+				a.Logger.Warn("password budget not reset", "user", u.ID, "err", err)
+			}
+			if err := a.Deps.Devices.UseDevice(context.WithoutCancel(ctx), dev.ID, a.Now()); err != nil {
+				a.Logger.Warn("device use not recorded", "user", u.ID, "err", err)
+			}
+		})
+		t, err := a.startAt(ctx, cl, u.ID, a.Policy.RememberedDevice(), dev.FactorAt, mfa.ErrBadCredentials)
+		if err != nil {
+			return nil, err
+		}
+		return &Outcome{Tokens: t}, nil
+	}
 	have := []string{mfa.AMRPassword}
-	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have})
+	// The mfa_token is bound to the key this request proved, if any: the
+	// second factor must come with a proof of the same key.
+	tok, claims, err := a.Issuer.Pending(tokens.PendingClaims{Subject: u.ID, AMR: have, JKT: cl.Proof.JKT()})
 	if err != nil {
 		return nil, err
 	}

@@ -10,11 +10,16 @@ import (
 )
 
 // Authenticate verifies an access token and finds its session live:
-// ErrAccessBad or ErrSessionGone otherwise.
+// ErrAccessBad or ErrSessionGone otherwise. A DPoP-bound token needs the
+// request's proof (cl.Proof, made for this token) of its key, and a Bearer
+// token must not come with one: ErrDPoPBound, ErrDPoPUnbound.
 func (a *App) Authenticate(ctx context.Context, token string, cl Client) (*Caller, error) {
 	claims, err := a.Verifier.Access(token)
 	if err != nil {
 		return nil, errors.Join(ErrAccessBad, err)
+	}
+	if err := holdsAccess(claims, cl.Proof); err != nil {
+		return nil, err
 	}
 	sess, err := a.Sessions.Active(ctx, claims.Session)
 	if err != nil {
@@ -39,12 +44,16 @@ func (a *App) Authenticate(ctx context.Context, token string, cl Client) (*Calle
 // second factor, must prove it again — ErrPasswordRequired when only the
 // latter can. ErrNoFactorReaches when nothing can.
 func (a *App) StepUp(ctx context.Context, c *Caller, want string, maxAge *time.Duration, password *string) (*Outcome, error) {
+	if err := a.needProof(c.Client); err != nil {
+		return nil, err
+	}
 	sess := c.Session
+	jkt := bindKey(sess.JKT, c.Client.Proof)
 	now := a.Now()
 	fresh := maxAge == nil || now.Sub(sess.AuthTime) <= *maxAge
 	if a.Policy.Satisfies(sess.ACR, want) && fresh && password == nil {
 		a.m.stepups.WithLabelValues(want, sess.ACR).Inc()
-		t, err := a.issue(sess, "")
+		t, err := a.issue(sess, "", jkt)
 		if err != nil {
 			return nil, err
 		}
@@ -68,7 +77,7 @@ func (a *App) StepUp(ctx context.Context, c *Caller, want string, maxAge *time.D
 		}
 		return nil, ErrNoFactorReaches
 	}
-	pending := tokens.PendingClaims{Subject: u.ID, Session: sess.ID, ACR: want, AMR: have}
+	pending := tokens.PendingClaims{Subject: u.ID, Session: sess.ID, ACR: want, AMR: have, JKT: jkt}
 	if maxAge != nil {
 		pending.MaxAge = int64(*maxAge / time.Second)
 	}

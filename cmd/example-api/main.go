@@ -7,12 +7,16 @@
 //	GET  /admin     aal3
 //
 // Each answers JSON with the claims it saw; a token that falls short gets
-// the RFC 9470 challenge telling the client what to step up to.
+// the RFC 9470 challenge telling the client what to step up to. Both Bearer
+// tokens and DPoP-bound tokens (RFC 9449: "Authorization: DPoP <token>"
+// with a DPoP proof whose htu is EXAMPLE_URL and the path) are accepted; a
+// DPoP-bound token sent as a Bearer token is refused.
 //
 // Environment: EXAMPLE_STEPUP, the stepup issuer whose metadata and keys it
 // uses (default http://localhost:8080); EXAMPLE_ADDR, the listen address
 // (default :8090); EXAMPLE_AUDIENCE, this server's audience (default
-// "stepup", one of stepup's STEPUP_AUDIENCES).
+// "stepup", one of stepup's STEPUP_AUDIENCES); EXAMPLE_URL, the public base
+// URL clients use, which DPoP proofs name (default http://localhost:8090).
 package main
 
 import (
@@ -53,6 +57,7 @@ func run(ctx context.Context, getenv func(string) string, ready func(addr string
 	issuer := strings.TrimSuffix(env("EXAMPLE_STEPUP", "http://localhost:8080"), "/")
 	addr := env("EXAMPLE_ADDR", ":8090")
 	audience := env("EXAMPLE_AUDIENCE", "stepup")
+	public := env("EXAMPLE_URL", "http://localhost:8090")
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
 	keys, err := guard.NewJWKS(ctx, guard.JWKSConfig{
@@ -64,13 +69,13 @@ func run(ctx context.Context, getenv func(string) string, ready func(addr string
 	}
 	defer keys.Close()
 	g, err := guard.New(keys, guard.Config{
-		Issuer: issuer, Audience: audience,
+		Issuer: issuer, Audience: audience, URL: public,
 		OnChallenge: func(r *http.Request, c *guard.Challenge) {
 			log.Info("refused", "method", r.Method, "path", r.URL.Path, "code", c.Code, "why", c.Err)
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("EXAMPLE_AUDIENCE=%s: %w", audience, err)
+		return fmt.Errorf("EXAMPLE_AUDIENCE=%s, EXAMPLE_URL=%s: %w", audience, public, err)
 	}
 
 	ln, err := net.Listen("tcp", addr)

@@ -21,7 +21,7 @@ func TestRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer keys.Close()
-	g, err := guard.New(keys, guard.Config{Issuer: s.URL, Audience: "stepup", Now: s.Now})
+	g, err := guard.New(keys, guard.Config{Issuer: s.URL, Audience: "stepup", Now: s.Now, URL: "http://localhost:8090"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +79,50 @@ func TestRoutes(t *testing.T) {
 				t.Errorf("claims seen = %+v", got)
 			}
 		})
+	}
+}
+
+// TestDPoP: the routes take a DPoP-bound token with the DPoP scheme and a
+// proof for the public URL, refuse it as a Bearer token, and still take
+// Bearer tokens.
+func TestDPoP(t *testing.T) {
+	s := guardtest.NewServer(t, guardtest.Options{})
+	keys, err := guard.NewJWKS(context.Background(), guard.JWKSConfig{Issuer: s.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	g, err := guard.New(keys, guard.Config{Issuer: s.URL, Audience: "stepup", Now: s.Now, URL: "http://localhost:8090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(g))
+	defer srv.Close()
+	k := guardtest.NewDPoPKey(t, "ES256")
+	tok := s.BoundToken(t, k, "aal2", []string{"pwd", "otp", "mfa"}, s.Now())
+	send := func(method, path, auth, proof string) *http.Response {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.Header.Set("Authorization", auth)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	proof := k.Proof(t, guardtest.Proof{Method: "POST", URL: "http://localhost:8090/transfer", Token: tok, IAT: s.Now()})
+	if res := send("POST", "/transfer", "DPoP "+tok, proof); res.StatusCode != 200 {
+		t.Fatalf("DPoP: status %d, WWW-Authenticate %q", res.StatusCode, res.Header.Values("WWW-Authenticate"))
+	}
+	res := send("POST", "/transfer", "Bearer "+tok, "")
+	if ch := res.Header.Get("WWW-Authenticate"); res.StatusCode != 401 || !strings.HasPrefix(ch, `DPoP realm="stepup", algs="ES256 EdDSA", error="invalid_token"`) {
+		t.Fatalf("bound token as Bearer: status %d, WWW-Authenticate %q", res.StatusCode, ch)
+	}
+	if res := send("GET", "/profile", "Bearer "+s.Token(t, "aal1", []string{"pwd"}, s.Now()), ""); res.StatusCode != 200 {
+		t.Fatalf("Bearer: status %d", res.StatusCode)
 	}
 }
 

@@ -168,6 +168,13 @@ func (a *App) Open(ctx context.Context) error {
 	// passwords: never a lock an attacker could set on the real admins.
 	adminBudget := budget(10, 1<<30)
 	adminBudget.Keep = 24 * time.Hour
+	dpop := flows.DPoP{Seen: db.DPoPProofs(), Required: c.DPoPRequired,
+		Verifier: tokens.NewDPoPVerifier(tokens.DPoPConfig{Now: a.Now})}
+	if c.DPoPNonce {
+		// Every instance derives the same key: each accepts every
+		// instance's nonces.
+		dpop.Nonces = tokens.NewDPoPNonces(deriveKey(c.MasterKey, "stepup dpop nonces v1"), 0, a.Now)
+	}
 	a.flows = flows.New(flows.Deps{
 		Users:    db,
 		Password: mfa.NewPassword(mfa.DefaultArgon2, 0, 0),
@@ -188,6 +195,9 @@ func (a *App) Open(ctx context.Context) error {
 		Sessions:     sessions,
 		Issuer:       issuer,
 		Verifier:     verifier,
+		DPoP:         dpop,
+		Devices:      db.Devices(),
+		RememberFor:  c.RememberDevice,
 		MFAAudience:  mfaAud,
 		SignupOpen:   c.SignupOpen,
 		AnonRate:     c.AnonRate,

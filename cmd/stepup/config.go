@@ -67,6 +67,13 @@ type Config struct {
 	// AdminClients may call the admin API; only their secrets' hashes are
 	// kept.
 	AdminClients []flows.AdminClient
+	// DPoPRequired refuses to issue tokens without a DPoP proof.
+	DPoPRequired bool
+	// DPoPNonce makes every DPoP proof carry a server nonce.
+	DPoPNonce bool
+	// RememberDevice is how long a remembered device skips the second
+	// factor; 0 turns remembering off.
+	RememberDevice time.Duration
 }
 
 // setting is one configuration variable and its flag.
@@ -104,6 +111,9 @@ var settings = []setting{
 	{"STEPUP_ADDR_FAILURES", "addr-failures", "100", "wrong passwords one client address may give at sign-in in an hour, over every username together, counted in the store for all instances; past it the address's password sign-ins get 429 until the hour ends; 0 turns the limit off"},
 	{"STEPUP_ADMIN_CLIENTS", "admin-clients", "", "refused: the admin clients' secrets are secrets, set $STEPUP_ADMIN_CLIENTS"},
 	{"STEPUP_ANON_RATE", "anon-rate", "60", "requests per minute one client address may make to each anonymous endpoint (sign-up, passkey options, introspection), counted in the store for all instances; 0 turns the limit off"},
+	{"STEPUP_DPOP", "dpop", "optional", "DPoP (RFC 9449): optional (a request with a proof gets tokens bound to its key; without one, Bearer tokens) or required (no token is issued without a proof)"},
+	{"STEPUP_DPOP_NONCE", "dpop-nonce", "off", "on makes every DPoP proof carry a server nonce (DPoP-Nonce, RFC 9449 §8), accepted by every instance for 5 to 10 minutes; off by default"},
+	{"STEPUP_REMEMBER_DEVICE", "remember-device", "720h", "how long a remembered device (a DPoP key, after a second factor with remember_device) skips the second factor at sign-in; 0 turns it off"},
 	{"STEPUP_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated proxy addresses or CIDRs whose X-Forwarded-For gives the client address (none by default)"},
 }
 
@@ -287,6 +297,24 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 	c.AAL3 = get("STEPUP_WEBAUTHN_AAL3")
 	if err := checkAAL3(c); err != nil {
 		return c, err
+	}
+	switch get("STEPUP_DPOP") {
+	case "optional":
+	case "required":
+		c.DPoPRequired = true
+	default:
+		return c, errors.New("STEPUP_DPOP: must be optional or required")
+	}
+	if c.RememberDevice, err = time.ParseDuration(get("STEPUP_REMEMBER_DEVICE")); err != nil || c.RememberDevice < 0 ||
+		(c.RememberDevice > 0 && c.RememberDevice < time.Hour) || c.RememberDevice > 366*24*time.Hour {
+		return c, errors.New("STEPUP_REMEMBER_DEVICE: must be 0 (off) or a duration from 1h to 8784h, such as 720h")
+	}
+	switch get("STEPUP_DPOP_NONCE") {
+	case "off":
+	case "on":
+		c.DPoPNonce = true
+	default:
+		return c, errors.New("STEPUP_DPOP_NONCE: must be on or off")
 	}
 	return c, nil
 }

@@ -62,6 +62,13 @@ type appOptions struct {
 	// AdminClients, as STEPUP_ADMIN_CLIENTS, turns on the admin listener
 	// on 127.0.0.1:0 with those clients.
 	AdminClients string
+
+	// DPoP and introspection (dpop_test.go).
+	DPoPRequired  bool              // STEPUP_DPOP=required
+	DPoPNonce     bool              // STEPUP_DPOP_NONCE=on
+	Introspectors map[string]string // RFC 7662 clients
+	// RememberDevice is STEPUP_REMEMBER_DEVICE (0: off).
+	RememberDevice time.Duration
 }
 
 // testApp is one running App and a client for it.
@@ -111,6 +118,10 @@ func startApp(tb testing.TB, o appOptions) *testApp {
 			AddrFailures:   o.AddrFailures,
 			AccessTTL:      15 * time.Minute,
 			LogLevel:       "error",
+			DPoPRequired:   o.DPoPRequired,
+			DPoPNonce:      o.DPoPNonce,
+			Introspectors:  o.Introspectors,
+			RememberDevice: o.RememberDevice,
 		},
 		Logger: o.Logger,
 		Now:    o.Clock.Now,

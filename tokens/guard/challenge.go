@@ -21,6 +21,14 @@ var (
 	// ErrInsufficient means the token is valid but its acr, auth_time or amr
 	// does not meet the requirement (RFC 9470).
 	ErrInsufficient = errors.New("guard: insufficient user authentication")
+	// ErrDPoPBound means a DPoP-bound token came as a Bearer token, or its
+	// proof was made with another key (RFC 9449 §7.1).
+	ErrDPoPBound = errors.New("guard: the token is bound to another DPoP key or was sent as a Bearer token")
+	// ErrDPoPRequired means the route requires DPoP and the request used
+	// the Bearer scheme, or a Bearer token came with the DPoP scheme.
+	ErrDPoPRequired = errors.New("guard: a DPoP-bound token and proof are required")
+	// ErrDPoPReplay means the proof's jti was seen before by this Guard.
+	ErrDPoPReplay = errors.New("guard: the DPoP proof was used before")
 )
 
 // Error codes of challenges and problem bodies (RFC 6750 §3.1, RFC 9470 §3).
@@ -28,6 +36,8 @@ const (
 	CodeInvalidRequest = "invalid_request"
 	CodeInvalidToken   = "invalid_token"
 	CodeInsufficient   = "insufficient_user_authentication"
+	CodeInvalidProof   = "invalid_dpop_proof" // RFC 9449 §7.1
+	CodeUseNonce       = "use_dpop_nonce"     // RFC 9449 §9
 )
 
 // Challenge is a refusal: the status, the WWW-Authenticate challenge and
@@ -41,6 +51,13 @@ type Challenge struct {
 	ACRValues   string // RFC 9470 acr_values; omitted when empty
 	// MaxAge is the RFC 9470 max_age, sent in whole seconds; omitted when 0.
 	MaxAge time.Duration
+	// DPoP makes it a DPoP challenge (RFC 9449 §7.1) with algs: for a
+	// request that used the DPoP scheme or a DPoP-bound token, or a route
+	// that requires DPoP.
+	DPoP bool
+	// AlsoDPoP adds, beside a Bearer challenge, a DPoP one (realm and algs
+	// only): the route accepts either scheme.
+	AlsoDPoP bool
 	// Err is ErrNoToken, ErrMalformed, ErrInsufficient, or the tokens
 	// package's verification error. It is for logs only.
 	Err error
@@ -65,8 +82,12 @@ func (c *Challenge) Unwrap() error { return c.Err }
 // written by this package and contains no quote or backslash.
 func (c *Challenge) Header() string {
 	var b strings.Builder
-	b.WriteString("Bearer")
 	sep := " "
+	scheme := "Bearer"
+	if c.DPoP {
+		scheme = "DPoP"
+	}
+	b.WriteString(scheme)
 	param := func(name, value string) {
 		b.WriteString(sep)
 		sep = ", "
@@ -77,6 +98,9 @@ func (c *Challenge) Header() string {
 	}
 	if c.Realm != "" {
 		param("realm", c.Realm)
+	}
+	if c.DPoP {
+		param("algs", DPoPAlgs)
 	}
 	if errors.Is(c.Err, ErrNoToken) {
 		return b.String()
@@ -92,6 +116,20 @@ func (c *Challenge) Header() string {
 		param("max_age", strconv.FormatInt(s, 10))
 	}
 	return b.String()
+}
+
+// DPoPAlgs is the algs parameter of DPoP challenges: the proof algorithms
+// accepted (tokens.DPoPAlgs).
+const DPoPAlgs = "ES256 EdDSA"
+
+// Headers returns every WWW-Authenticate value: Header, and with AlsoDPoP
+// a DPoP challenge with realm and algs.
+func (c *Challenge) Headers() []string {
+	out := []string{c.Header()}
+	if c.AlsoDPoP && !c.DPoP {
+		out = append(out, (&Challenge{Realm: c.Realm, DPoP: true, Err: ErrNoToken}).Header())
+	}
+	return out
 }
 
 func (c *Challenge) maxAgeSeconds() int64 { return int64(c.MaxAge / time.Second) }
@@ -121,7 +159,10 @@ func (c *Challenge) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		MaxAge:    c.maxAgeSeconds(),
 	})
 	h := w.Header()
-	h.Set("WWW-Authenticate", c.Header())
+	h.Del("WWW-Authenticate")
+	for _, v := range c.Headers() {
+		h.Add("WWW-Authenticate", v)
+	}
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(c.Status)

@@ -32,4 +32,14 @@
 //
 // which the client answers with POST /v1/stepup {acr_values, max_age} at the
 // authorization server, then retries with the new token.
+//
+// DPoP (RFC 9449): with Config.URL set to the server's public base URL, a
+// token bound to a key (cnf.jkt) is accepted with "Authorization: DPoP
+// <token>" and a DPoP proof of that key for this method and URL (ath the
+// token's hash, iat within DPoPMaxAge, a jti this Guard has not seen), and
+// refused as a Bearer token. Requirement.DPoP makes a route refuse Bearer
+// tokens altogether. Refusals carry a DPoP challenge
+// (WWW-Authenticate: DPoP algs="ES256 EdDSA", error=…, and acr_values and
+// max_age on step-up). The jti cache is per instance: see dpop.go for what
+// that protects and what not. Server nonces are not used by the Guard.
 package guard

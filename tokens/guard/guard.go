@@ -47,6 +47,19 @@ type Config struct {
 	// (and so every refusal of the middlewares), for logging: the
 	// challenge's Err says why.
 	OnChallenge func(r *http.Request, c *Challenge)
+
+	// URL is this resource server's public base URL
+	// (scheme://host[:port][/prefix]). Setting it accepts DPoP (RFC 9449):
+	// a proof's htu must be URL and the request's path — never a URL built
+	// from the Host header. Empty: no DPoP, and a DPoP-bound token is
+	// refused whatever its scheme.
+	URL string
+	// DPoPMaxAge is how old a proof's iat may be (default 60 seconds).
+	DPoPMaxAge time.Duration
+	// ReplayCacheSize bounds the in-memory record of proof jtis (default
+	// DefaultReplayCacheSize); see dpop.go for what it does and does not
+	// protect across several instances.
+	ReplayCacheSize int
 }
 
 // Validate reports whether c (after defaults) is usable: issuer and
@@ -64,6 +77,9 @@ func (c Config) Validate() error {
 		return errors.New("guard: the maximum token lifetime must not be negative")
 	case !quotable(c.Realm, true):
 		return fmt.Errorf("guard: realm %q must be printable ASCII without quote or backslash", c.Realm)
+	}
+	if _, ok := baseURL(c.URL); !ok {
+		return fmt.Errorf("guard: URL %q must be an absolute http(s) URL without query or fragment", c.URL)
 	}
 	for i, l := range c.Levels {
 		if !quotable(l, false) || l == "" {
@@ -113,6 +129,9 @@ type Requirement struct {
 	// AMR lists methods that must all be in the token's amr (RFC 8176),
 	// e.g. "hwk".
 	AMR []string
+	// DPoP refuses Bearer tokens: only a DPoP-bound token with its proof
+	// (needs Config.URL).
+	DPoP bool
 }
 
 // Guard checks the access tokens of requests to a resource server and
@@ -128,6 +147,9 @@ type Guard struct {
 	leeway      time.Duration
 	now         func() time.Time
 	onChallenge func(*http.Request, *Challenge)
+	url         string               // public base URL; "" without DPoP
+	dpop        *tokens.DPoPVerifier // nil without DPoP
+	replays     *replayCache
 }
 
 // New returns a Guard that verifies access tokens with keys from keys
@@ -162,6 +184,10 @@ func New(keys tokens.KeyResolver, cfg Config) (*Guard, error) {
 	for i, l := range g.levels {
 		g.rank[l] = i
 	}
+	if g.url, _ = baseURL(cfg.URL); g.url != "" {
+		g.dpop = tokens.NewDPoPVerifier(tokens.DPoPConfig{MaxAge: cfg.DPoPMaxAge, Leeway: g.leeway, Now: cfg.Now})
+		g.replays = newReplayCache(cfg.ReplayCacheSize)
+	}
 	return g, nil
 }
 
@@ -179,6 +205,9 @@ func (g *Guard) Validate(req Requirement) error {
 		if m == "" || !quotable(m, false) {
 			return fmt.Errorf("guard: amr value %q must be printable ASCII without space, quote or backslash", m)
 		}
+	}
+	if req.DPoP && g.dpop == nil {
+		return errors.New("guard: a route requiring DPoP needs Config.URL")
 	}
 	return nil
 }
@@ -263,18 +292,32 @@ func (g *Guard) RequireAMR(values ...string) func(http.Handler) http.Handler {
 
 // check does the work of Check and also returns the token.
 func (g *Guard) check(r *http.Request, req Requirement) (string, tokens.AccessClaims, *Challenge) {
-	tok, ch := g.bearer(r)
+	scheme, tok, ch := g.credentials(r, req)
 	if ch != nil {
 		return "", tokens.AccessClaims{}, ch
 	}
+	dpop := scheme == SchemeDPoP || req.DPoP
 	c, err := g.verify(r.Context(), tok)
 	if err != nil {
-		return "", tokens.AccessClaims{}, g.invalidToken(err, errors.Is(err, tokens.ErrExpired))
+		ch := g.invalidToken(err, errors.Is(err, tokens.ErrExpired))
+		ch.DPoP = dpop
+		return "", tokens.AccessClaims{}, ch
+	}
+	if ch := g.dpopCheck(r, scheme, tok, c, req, g.admitted(r, tok)); ch != nil {
+		return "", tokens.AccessClaims{}, ch
 	}
 	if ch := g.assess(c, req); ch != nil {
+		ch.DPoP = dpop || c.JKT != ""
 		return "", tokens.AccessClaims{}, ch
 	}
 	return tok, c, nil
+}
+
+// admitted reports whether an Authorize of g already admitted this request
+// with tok (and so checked and used up its DPoP proof).
+func (g *Guard) admitted(r *http.Request, tok string) bool {
+	v, ok := r.Context().Value(ctxKey{}).(*verified)
+	return ok && v.guard == g && v.token == tok
 }
 
 // verify returns the claims of tok, reusing those an earlier Authorize of g
@@ -310,17 +353,21 @@ func (g *Guard) assess(c tokens.AccessClaims, req Requirement) *Challenge {
 	return nil
 }
 
-// bearer returns the token of r's Authorization header, or the challenge
-// BearerToken's error calls for.
-func (g *Guard) bearer(r *http.Request) (string, *Challenge) {
-	tok, err := BearerToken(r)
+// credentials returns the scheme and token of r's Authorization header,
+// or the challenge Credentials' error calls for: with DPoP accepted, a
+// missing token is answered with both challenges (one when the route
+// requires DPoP).
+func (g *Guard) credentials(r *http.Request, req Requirement) (string, string, *Challenge) {
+	scheme, tok, err := Credentials(r)
 	switch {
 	case errors.Is(err, ErrNoToken):
-		return "", g.noToken()
+		ch := g.noToken()
+		ch.DPoP, ch.AlsoDPoP = req.DPoP, g.dpop != nil
+		return "", "", ch
 	case err != nil:
-		return "", g.malformed(err.Error())
+		return "", "", g.malformed(err.Error())
 	}
-	return tok, nil
+	return scheme, tok, nil
 }
 
 // BearerToken returns the token of r's Authorization header (RFC 6750
@@ -329,23 +376,46 @@ func (g *Guard) bearer(r *http.Request) (string, *Challenge) {
 // Tokens in the query or body (§2.2, §2.3) are not accepted. A server that
 // verifies its tokens itself (stepup's own API) parses with it too.
 func BearerToken(r *http.Request) (string, error) {
+	scheme, tok, err := Credentials(r)
+	if err == nil && scheme != SchemeBearer {
+		return "", ErrNoToken
+	}
+	return tok, err
+}
+
+// The authorization schemes Credentials reads.
+const (
+	SchemeBearer = "Bearer" // RFC 6750
+	SchemeDPoP   = "DPoP"   // RFC 9449 §7.1
+)
+
+// Credentials returns the scheme (SchemeBearer or SchemeDPoP, whatever the
+// case sent) and the token of r's Authorization header. Another scheme
+// counts as no credentials (ErrNoToken); a repeated header, or a token
+// that is not a b64token, is ErrMalformed.
+func Credentials(r *http.Request) (scheme, token string, err error) {
 	vals := r.Header["Authorization"]
 	switch len(vals) {
 	case 0:
-		return "", ErrNoToken
+		return "", "", ErrNoToken
 	case 1:
 	default:
-		return "", fmt.Errorf("%w: repeated Authorization header", ErrMalformed)
+		return "", "", fmt.Errorf("%w: repeated Authorization header", ErrMalformed)
 	}
 	scheme, tok, _ := strings.Cut(vals[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", ErrNoToken
+	switch {
+	case strings.EqualFold(scheme, SchemeBearer):
+		scheme = SchemeBearer
+	case strings.EqualFold(scheme, SchemeDPoP):
+		scheme = SchemeDPoP
+	default:
+		return "", "", ErrNoToken
 	}
 	tok = strings.TrimLeft(tok, " ")
 	if !isB64Token(tok) {
-		return "", fmt.Errorf("%w: credentials are not a b64token", ErrMalformed)
+		return "", "", fmt.Errorf("%w: credentials are not a b64token", ErrMalformed)
 	}
-	return tok, nil
+	return scheme, tok, nil
 }
 
 // isB64Token reports whether s matches RFC 6750 §2.1

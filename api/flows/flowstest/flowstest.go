@@ -101,6 +101,7 @@ func New(tb testing.TB) *Env {
 		Issuer: tokens.NewIssuer(keys, tokens.IssuerConfig{Issuer: Issuer, Audiences: []string{"stepup"}, ClientID: "stepup",
 			AccessTTL: 15 * time.Minute, MFAAudience: MFAAudience, Now: c.Now}),
 		Verifier:    tokens.NewVerifier(keys, tokens.VerifierConfig{Issuer: Issuer, Audiences: []string{"stepup"}, Now: c.Now}),
+		DPoP:        flows.DPoP{Seen: db.DPoPProofs(), Verifier: tokens.NewDPoPVerifier(tokens.DPoPConfig{Now: c.Now})},
 		MFAAudience: MFAAudience,
 		SignupOpen:  true,
 		Logger:      logger,

@@ -1,11 +1,12 @@
 // Package guardtest runs a stand-in stepup authorization server for tests
 // of resource servers that use package guard: an httptest server that
 // publishes RFC 8414 metadata and a JWKS from a real tokens.KeySet, and a
-// real tokens.Issuer that signs access tokens, all on a settable clock.
+// real tokens.Issuer that signs access tokens (Bearer or DPoP-bound), all
+// on a settable clock. DPoPKey mints a client's DPoP proofs.
 //
 // Only the key storage is in memory; keys, signatures and the JWKS are the
 // tokens package's own. Like guard, it depends on the standard library and
-// package tokens only.
+// package tokens and golang-jwt (which signs the DPoP proofs) only.
 package guardtest
 
 import (
@@ -91,9 +92,10 @@ func Start(opts Options) (*Server, error) {
 		s.metaHit.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer":               s.URL,
-			"jwks_uri":             s.URL + "/.well-known/jwks.json",
-			"acr_values_supported": []string{"aal1", "aal2", "aal3"},
+			"issuer":                            s.URL,
+			"jwks_uri":                          s.URL + "/.well-known/jwks.json",
+			"acr_values_supported":              []string{"aal1", "aal2", "aal3"},
+			"dpop_signing_alg_values_supported": tokens.DPoPAlgs,
 		})
 	})
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
