@@ -264,9 +264,15 @@ func (db *DB) Drop(ctx context.Context) error {
 }
 
 func databaseFromURI(uri string) string {
-	u, err := url.Parse(uri)
-	if err == nil {
-		if name := strings.Trim(u.Path, "/"); name != "" {
+	// Not net/url: a Unix socket's host is percent-encoded
+	// (mongodb://%2Fpath%2Fstore.sock/db), which url.Parse refuses.
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return "stepup"
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	if _, path, ok := strings.Cut(rest, "/"); ok && path != "" {
+		if name, err := url.PathUnescape(path); err == nil {
 			return name
 		}
 	}

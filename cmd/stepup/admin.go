@@ -85,7 +85,9 @@ func admin(ctx context.Context, args []string) error {
 		Budgets:  flows.Budgets{Login: &mfa.Budget{Store: db.Budgets(), Now: time.Now}},
 		WebAuthn: &mfa.WebAuthn{Ceremonies: db.Ceremonies()},
 		Sessions: tokens.NewSessions(db.Sessions()),
-		Policy:   mfa.DefaultPolicy,
+		Pending:  db.PendingTokens(), // a disable or deletion ends the user's mfa_tokens
+		Devices:  db.Devices(),       // a reset or deletion forgets the remembered devices
+		Policy:   mfa.DefaultPolicy,  // no command here depends on the aal3 mode
 		Logger:   quiet,
 	})
 	defer app.Close() // writes the security event before the store closes

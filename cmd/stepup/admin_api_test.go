@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/stepup-auth/stepup/api/flows"
 	"github.com/stepup-auth/stepup/mfa"
+	"github.com/stepup-auth/stepup/store/storetest"
 )
 
 // The admin API, end to end: real instances on the real store, HTTP only.
@@ -831,4 +833,38 @@ func TestAdminCommandLine(t *testing.T) {
 	if es[0].Actor != "stepup admin (test)" {
 		t.Errorf("event %+v", es[0])
 	}
+}
+
+// TestAdminCommandWiring runs `stepup admin` itself — its own wiring of
+// the application on the store, from the STEPUP_* environment — not only
+// runAdmin: disable ends the user's pending mfa_token and sessions, delete
+// frees the name.
+func TestAdminCommandWiring(t *testing.T) {
+	a := startApp(t, appOptions{})
+	u := newTOTPUser(t, a, "cli-target")
+	var tok loginResult
+	a.verify(t, a.mfaToken(t, u.Username, u.Password), u.code(a.Clock.step())).decode(t, http.StatusOK, &tok)
+	pending := a.mfaToken(t, u.Username, u.Password)
+	// The database goes in the URI's path (the socket's host is
+	// percent-encoded, which net/url refuses).
+	scheme, rest, _ := strings.Cut(a.Config.MongoURI, "://")
+	host, query, _ := strings.Cut(rest, "?")
+	host, _, _ = strings.Cut(host, "/")
+	uri := scheme + "://" + host + "/" + a.Config.Database
+	if query != "" {
+		uri += "?" + query
+	}
+	t.Setenv("STEPUP_MONGODB_URI", uri)
+	t.Setenv("STEPUP_MASTER_KEY", base64.StdEncoding.EncodeToString(storetest.MasterKey))
+	ctx := context.Background()
+	if err := admin(ctx, []string{"disable", u.Username}); err != nil {
+		t.Fatalf("stepup admin disable: %v", err)
+	}
+	a.Clock.Advance(30 * time.Second)
+	a.verify(t, pending, u.code(a.Clock.step())).wantProblem(t, http.StatusForbidden, "account_disabled")
+	a.post(t, "/v1/token/refresh", "", map[string]string{"refresh_token": tok.RefreshToken}).wantProblem(t, http.StatusBadRequest, "invalid_grant")
+	if err := admin(ctx, []string{"delete", u.Username}); err != nil {
+		t.Fatalf("stepup admin delete: %v", err)
+	}
+	a.post(t, "/v1/login", "", credentials{u.Username, u.Password}).wantProblem(t, http.StatusUnauthorized, "invalid_credentials")
 }
