@@ -199,27 +199,12 @@ type adminUserDetail struct {
 
 // adminSessionView is one of a user's sessions as an administrator sees
 // it: what the user sees of it ("your devices"), without "current".
-type adminSessionView struct {
-	ID         string    `json:"id"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastUsedAt time.Time `json:"last_used_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	AuthTime   time.Time `json:"auth_time"`
-	UserAgent  string    `json:"user_agent"`
-	IP         string    `json:"ip"`
-	ACR        string    `json:"acr"`
-	AMR        []string  `json:"amr"`
-}
+type adminSessionView = sessionFields
 
 func viewAdminSessions(ss []*tokens.Session) []adminSessionView {
 	out := make([]adminSessionView, len(ss))
 	for i, x := range ss {
-		amr := x.AMR
-		if amr == nil {
-			amr = []string{}
-		}
-		out[i] = adminSessionView{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsed().UTC(), ExpiresAt: x.ExpiresAt.UTC(),
-			AuthTime: x.AuthTime.UTC(), UserAgent: x.Device.UserAgent, IP: x.Device.IP, ACR: x.ACR, AMR: amr}
+		out[i] = viewSession(x)
 	}
 	return out
 }
@@ -324,12 +309,16 @@ func (s *Server) adminReset(c *gin.Context) { adminAct(c, s.App.ResetUser) }
 // adminDeleteUser is DELETE /admin/v1/users/{id}: the account, its
 // factors, credentials, recovery codes and sessions; the name is free
 // again at once.
-func (s *Server) adminDeleteUser(c *gin.Context) {
+func (s *Server) adminDeleteUser(c *gin.Context) { adminDo(c, s.App.DeleteUser) }
+
+// adminDo runs an operator's action on the user of the path that answers
+// nothing: 204.
+func adminDo(c *gin.Context, act func(context.Context, flows.Operator, string) error) {
 	if err := noInput(c); err != nil {
 		fail(c, err)
 		return
 	}
-	if err := s.App.DeleteUser(c.Request.Context(), operator(c), c.Param("id")); err != nil {
+	if err := act(c.Request.Context(), operator(c), c.Param("id")); err != nil {
 		fail(c, err)
 		return
 	}
@@ -353,17 +342,7 @@ func (s *Server) adminUserSessions(c *gin.Context) {
 
 // adminEndUserSessions is DELETE /admin/v1/users/{id}/sessions: every
 // session ends, on every instance at once.
-func (s *Server) adminEndUserSessions(c *gin.Context) {
-	if err := noInput(c); err != nil {
-		fail(c, err)
-		return
-	}
-	if err := s.App.EndUserSessions(c.Request.Context(), operator(c), c.Param("id")); err != nil {
-		fail(c, err)
-		return
-	}
-	c.Status(http.StatusNoContent)
-}
+func (s *Server) adminEndUserSessions(c *gin.Context) { adminDo(c, s.App.EndUserSessions) }
 
 // adminEndUserSession is DELETE /admin/v1/users/{id}/sessions/{sid}.
 func (s *Server) adminEndUserSession(c *gin.Context) {

@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stepup-auth/stepup/tokens"
 )
 
-// sessionView is one of the user's sessions ("your devices"). The user
-// agent and address are what the client sent when it signed in: shown to
-// the user, never trusted.
-type sessionView struct {
+// sessionFields is a session as its user ("your devices") and an
+// administrator see it. The user agent and address are what the client
+// sent when it signed in: shown, never trusted.
+type sessionFields struct {
 	ID         string    `json:"id"`
 	CreatedAt  time.Time `json:"created_at"`
 	LastUsedAt time.Time `json:"last_used_at"`
@@ -20,7 +22,22 @@ type sessionView struct {
 	IP         string    `json:"ip"`
 	ACR        string    `json:"acr"`
 	AMR        []string  `json:"amr"`
-	Current    bool      `json:"current"`
+}
+
+func viewSession(x *tokens.Session) sessionFields {
+	amr := x.AMR
+	if amr == nil {
+		amr = []string{}
+	}
+	return sessionFields{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsed().UTC(), ExpiresAt: x.ExpiresAt.UTC(),
+		AuthTime: x.AuthTime.UTC(), UserAgent: x.Device.UserAgent, IP: x.Device.IP, ACR: x.ACR, AMR: amr}
+}
+
+// sessionView is one of the caller's sessions, marked if it is the
+// caller's own.
+type sessionView struct {
+	sessionFields
+	Current bool `json:"current"`
 }
 
 // mySessions is GET /v1/me/sessions: the caller's live sessions, oldest
@@ -33,12 +50,7 @@ func (s *Server) mySessions(c *gin.Context) {
 	}
 	out := make([]sessionView, len(ss))
 	for i, x := range ss {
-		amr := x.AMR
-		if amr == nil {
-			amr = []string{}
-		}
-		out[i] = sessionView{ID: x.ID, CreatedAt: x.CreatedAt.UTC(), LastUsedAt: x.LastUsed().UTC(), ExpiresAt: x.ExpiresAt.UTC(),
-			AuthTime: x.AuthTime.UTC(), UserAgent: x.Device.UserAgent, IP: x.Device.IP, ACR: x.ACR, AMR: amr, Current: x.Current}
+		out[i] = sessionView{sessionFields: viewSession(x.Session), Current: x.Current}
 	}
 	writeJSON(c, http.StatusOK, gin.H{"items": out})
 }
