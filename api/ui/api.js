@@ -23,6 +23,9 @@ export class ApiError extends Error {
 
 const useDPoP = dpop.supported();
 
+/** Whether the page's tokens are bound to its key (not on an insecure origin). */
+export const usesDPoP = () => useDPoP;
+
 /**
  * Sends one JSON request. token names the token sent: 'access' (refreshed
  * once on an expired access token), a literal token string (the

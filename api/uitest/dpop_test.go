@@ -20,7 +20,8 @@ import (
 
 // TestBrowserDPoP: the page binds its tokens to a non-extractable key of its
 // own (RFC 9449), so what a thief copies out of it — the refresh cookie, an
-// access token — is worthless elsewhere. The service requires server
+// access token — is worthless elsewhere; and "remember this browser" lets
+// the password alone sign in with that key until the browser is forgotten. The service requires server
 // nonces, so every proof the page makes goes through use_dpop_nonce once.
 //
 // The test reads what a thief could: the requests' headers (a fetch
@@ -133,11 +134,33 @@ func TestBrowserDPoP(t *testing.T) {
 	p.waitOK(t, `document.getElementById('view-mfa').checkVisibility()`, "the second-factor view")
 	p.waitIdle(t)
 	p.fill(t, "#totp-code", totpCode(secret, max(totpStep(), confirmed+1)))
+	if !p.visible(t, "mfa-remember") {
+		t.Fatal("the second-factor step offers no \"remember this browser\"")
+	}
+	p.click(t, "#mfa-remember")
 	p.click(t, "#totp-verify")
 	acr, amr := p.signedIn(t)
 	browserWant(t, "acr", acr, "aal2")
 	browserWant(t, "amr", amr, "pwd otp mfa")
 	p.lastAccess(t, jkt)
+	if msg := p.statusText(); !strings.Contains(msg, "This browser is remembered") {
+		t.Errorf("status %q, want it to say the browser is remembered", msg)
+	}
+
+	// Remembered: the password alone signs in with this key (the
+	// documented pwd swk mfa at aal2), until the browser is forgotten.
+	p.waitOK(t, `document.querySelectorAll('#remembered-list li[data-current="true"]').length === 1`, "this browser remembered")
+	p.signOut(t)
+	p.passwordStep(t, user, pw)
+	acr, amr = p.signedIn(t)
+	browserWant(t, "acr remembered", acr, "aal2")
+	browserWant(t, "amr remembered", amr, "pwd swk mfa")
+	p.click(t, `#remembered-list li[data-current="true"] .remembered-forget`)
+	p.waitOK(t, `document.getElementById('remembered').hidden && document.getElementById('status').textContent.startsWith('Forgot')`,
+		"the forgotten browser gone from the list")
+	p.signOut(t)
+	p.passwordStep(t, user, pw)
+	p.waitOK(t, `document.getElementById('view-mfa').checkVisibility()`, "the second factor asked again")
 	if n := browserEval[int](t, p, `window.__dpopSeen.filter(r => r.auth.startsWith('Bearer ')).length`); n != 0 {
 		t.Errorf("%d requests sent a token with the Bearer scheme", n)
 	}
