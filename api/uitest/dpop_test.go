@@ -150,6 +150,7 @@ func TestBrowserDPoP(t *testing.T) {
 	// Remembered: the password alone signs in with this key (the
 	// documented pwd swk mfa at aal2), until the browser is forgotten.
 	p.waitOK(t, `document.querySelectorAll('#remembered-list li[data-current="true"]').length === 1`, "this browser remembered")
+	p.shot(t, "9-remembered")
 	p.signOut(t)
 	p.passwordStep(t, user, pw)
 	acr, amr = p.signedIn(t)
