@@ -45,6 +45,8 @@ const sentences = {
   'session.revoked': () => 'Session ended by an app',
   'password.changed': (d) => paren('Password changed', d),
   'account.reset': () => 'Account reset by an administrator',
+  'device.remembered': () => 'Remembered a browser: the password alone signs in there',
+  'device.forgotten': () => 'Forgot a remembered browser',
 };
 
 /** Events worth a second look: shown in the danger color (the words say it too). */

@@ -1,6 +1,12 @@
-// The JSON API client: problem+json errors, bearer tokens, and one shared
-// refresh of an expired access token.
+// The JSON API client: problem+json errors, DPoP-bound tokens, and one
+// shared refresh of an expired access token.
+//
+// Every request carries a DPoP proof of this browser's key (dpop.js): the
+// service binds the tokens it issues to the key, and a token is sent with
+// the DPoP scheme and a proof naming its hash. Where WebCrypto is missing
+// (an insecure context) the page falls back to Bearer tokens.
 
+import * as dpop from './dpop.js';
 import { state, forgetTokens } from './state.js';
 
 /** An RFC 9457 problem answer, or a transport failure (status 0). */
@@ -15,15 +21,28 @@ export class ApiError extends Error {
   }
 }
 
+const useDPoP = dpop.supported();
+
+/** Whether the page's tokens are bound to its key (not on an insecure origin). */
+export const usesDPoP = () => useDPoP;
+
 /**
- * Sends one JSON request. token names the bearer: 'access' (refreshed once
- * on an expired access token), a literal token string, or none.
+ * Sends one JSON request. token names the token sent: 'access' (refreshed
+ * once on an expired access token), a literal token string (the
+ * mfa_token), or none.
  */
 export async function api(method, path, { body, token } = {}) {
-  const send = async (bearer) => {
+  const once = async (tok) => {
     const headers = { Accept: 'application/json, application/problem+json', 'X-Stepup-Cookie': '1' };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    if (bearer) headers.Authorization = `Bearer ${bearer}`;
+    if (useDPoP) {
+      try {
+        headers.DPoP = await dpop.proof(method, path, tok);
+      } catch {
+        throw new ApiError(0, 'dpop', 'This browser could not sign the request with its key. Reload the page and try again.');
+      }
+    }
+    if (tok) headers.Authorization = `${useDPoP ? 'DPoP' : 'Bearer'} ${tok}`;
     let res;
     try {
       res = await fetch(path, {
@@ -33,6 +52,7 @@ export async function api(method, path, { body, token } = {}) {
     } catch {
       throw new ApiError(0, 'network', 'The service cannot be reached. Check your connection and try again.');
     }
+    if (useDPoP) dpop.observe(res);
     if (res.status === 204) return null;
     const type = res.headers.get('Content-Type') || '';
     const data = type.includes('json') ? await res.json().catch(() => null) : null;
@@ -41,6 +61,19 @@ export async function api(method, path, { body, token } = {}) {
         Number(res.headers.get('Retry-After')) || 0, res.headers.get('WWW-Authenticate'));
     }
     return data;
+  };
+  // A proof refused for a nonce it lacked, or for a clock the answer showed
+  // to differ, is made again once with what the answer said. A refused
+  // proof spends nothing: the service checks it before anything else.
+  const send = async (tok) => {
+    const before = dpop.context();
+    try {
+      return await once(tok);
+    } catch (err) {
+      const proofRefused = err.code === 'use_dpop_nonce' || err.code === 'invalid_dpop_proof';
+      if (!useDPoP || !proofRefused || dpop.context() === before) throw err;
+      return once(tok);
+    }
   };
   if (token !== 'access') return send(token);
   const used = state.access;

@@ -6,7 +6,7 @@
 // a reload resume the session.
 
 import * as wa from './webauthn.js';
-import { ApiError, api, onSessionEnded, rotate } from './api.js';
+import { ApiError, api, onSessionEnded, rotate, usesDPoP } from './api.js';
 import { clearAccount, loadAccount, showAccount } from './account.js';
 import { state, forgetTokens } from './state.js';
 import { $, fail, focus, on, say, show } from './ui.js';
@@ -59,6 +59,10 @@ function showMFA(factors, stepUp = false) {
   $('mfa-recovery').hidden = !onlyRecovery;
   $('recovery-verify').classList.toggle('primary', onlyRecovery);
   $('mfa-none').hidden = totp || key || recovery;
+  // A remembered browser is one whose DPoP key the service knows: only
+  // when signing in, not when confirming a change.
+  $('mfa-remember-row').hidden = stepUp || !usesDPoP() || !(totp || key || recovery);
+  $('mfa-remember').checked = false;
   $('totp-code').value = '';
   $('recovery-code').value = '';
   show('mfa', totp ? 'totp-code' : key ? 'webauthn-verify' : onlyRecovery ? 'recovery-code' : undefined);
@@ -90,7 +94,25 @@ async function signedIn(t, wrote = true) {
     msg += ` You have ${left} recovery code${left === 1 ? '' : 's'} left.`;
     if (left < 3) msg += ' Create new ones below.';
   }
+  if (t.device_remembered) msg += ' This browser is remembered: next time your password is enough here.';
   say(msg, 'success');
+}
+
+/** body, asking to remember this browser when the person ticked the box. */
+function withRemember(body) {
+  return !$('mfa-remember-row').hidden && $('mfa-remember').checked ? { ...body, remember_device: true } : body;
+}
+
+/**
+ * A request to remember the browser that the service refused (it does not
+ * remember devices): nothing was spent; the box goes, and the service's
+ * reason is shown.
+ */
+function rememberRefused(err, body) {
+  if (body.remember_device && err instanceof ApiError && err.status === 400 && err.code === 'invalid_request') {
+    $('mfa-remember').checked = false;
+    $('mfa-remember-row').hidden = true;
+  }
 }
 
 /**
@@ -138,10 +160,12 @@ on('mfa-totp', 'submit', async () => {
     focus($('totp-code'));
     return;
   }
+  const body = withRemember({ code });
   try {
-    await signedIn(await api('POST', '/v1/mfa/totp/verify', { body: { code }, token: state.mfaToken }));
+    await signedIn(await api('POST', '/v1/mfa/totp/verify', { body, token: state.mfaToken }));
   } catch (err) {
     if (mfaTokenDead(err)) return;
+    rememberRefused(err, body);
     $('totp-code').value = '';
     focus($('totp-code'));
     throw err;
@@ -153,13 +177,17 @@ on('webauthn-verify', 'click', async () => {
     say('This browser cannot use security keys.', 'error');
     return;
   }
+  let body = {};
   try {
     const opts = await api('POST', '/v1/mfa/webauthn/options', { token: state.mfaToken });
     const cred = await getCredential(opts);
     if (!cred) return;
-    await signedIn(await api('POST', '/v1/mfa/webauthn/verify', { body: cred, token: state.mfaToken }));
+    body = withRemember(cred);
+    await signedIn(await api('POST', '/v1/mfa/webauthn/verify', { body, token: state.mfaToken }));
   } catch (err) {
-    if (!mfaTokenDead(err)) throw err;
+    if (mfaTokenDead(err)) return;
+    rememberRefused(err, body);
+    throw err;
   }
 });
 
@@ -200,10 +228,12 @@ on('mfa-recovery', 'submit', async () => {
     focus($('recovery-code'));
     return;
   }
+  const body = withRemember({ code });
   try {
-    await signedIn(await api('POST', '/v1/mfa/recovery/verify', { body: { code }, token: state.mfaToken }));
+    await signedIn(await api('POST', '/v1/mfa/recovery/verify', { body, token: state.mfaToken }));
   } catch (err) {
     if (mfaTokenDead(err)) return;
+    rememberRefused(err, body);
     focus($('recovery-code'));
     $('recovery-code').select();
     throw err;

@@ -1,5 +1,5 @@
-// "Your devices" (the user's sessions: list, end one, sign out everywhere)
-// and account deletion. Ending another session and deleting the account go
+// "Your devices" (the user's sessions: list, end one, sign out everywhere;
+// the remembered browsers: list, forget one) and account deletion. Ending another session and deleting the account go
 // through the same "confirm it's you" panel as the other sensitive changes.
 
 import { ApiError, api } from './api.js';
@@ -24,7 +24,7 @@ function formatTime(iso) {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
-/** Loads and shows GET /v1/me/sessions. */
+/** Loads and shows GET /v1/me/sessions, then the remembered browsers. */
 export async function loadDevices() {
   const { items } = await api('GET', '/v1/me/sessions', { token: 'access' });
   const ul = $('sessions');
@@ -52,6 +52,50 @@ export async function loadDevices() {
     }
     ul.append(li);
   }
+  await loadRemembered();
+}
+
+/**
+ * Loads and shows GET /v1/me/devices: the browsers whose key skips the
+ * second factor (remember_device), this one marked.
+ */
+async function loadRemembered() {
+  const { devices } = await api('GET', '/v1/me/devices', { token: 'access' });
+  const ul = $('remembered-list');
+  ul.replaceChildren();
+  const tpl = $('remembered-item');
+  for (const d of devices || []) {
+    const li = tpl.content.firstElementChild.cloneNode(true);
+    li.dataset.id = d.id;
+    li.dataset.current = String(d.current);
+    const name = deviceName(d.name);
+    const dev = li.querySelector('.remembered-device');
+    dev.textContent = name;
+    if (d.name) dev.title = d.name;
+    li.querySelector('.remembered-this').hidden = !d.current;
+    const meta = [`remembered ${formatTime(d.second_factor_at)}`];
+    if (d.last_used_at) meta.push(`last used ${formatTime(d.last_used_at)}`);
+    meta.push(`until ${formatTime(d.expires_at)}`);
+    li.querySelector('.remembered-meta').textContent = meta.join(' · ');
+    const forget = li.querySelector('.remembered-forget');
+    forget.setAttribute('aria-label', `Forget ${d.current ? 'this browser' : name}, remembered ${formatTime(d.second_factor_at)}`);
+    forget.addEventListener('click', () => forgetRemembered(d, name));
+    ul.append(li);
+  }
+  $('remembered').hidden = !ul.children.length;
+}
+
+function forgetRemembered(d, name) {
+  busy(async () => {
+    const r = await withStepUp(() => api('DELETE', `/v1/me/devices/${encodeURIComponent(d.id)}`, { token: 'access' }),
+      'Forgetting a remembered browser needs a recent sign-in with a second factor.');
+    if (r === stepUpNeeded) return;
+    await loadRemembered();
+    const title = $('remembered').hidden ? $('devices-title') : $('remembered-title');
+    title.setAttribute('tabindex', '-1');
+    focus(title);
+    say(`Forgot ${d.current ? 'this browser' : name}: its next sign-in needs a second factor again.`, 'success');
+  });
 }
 
 function endSession(s, name) {

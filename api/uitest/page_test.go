@@ -104,9 +104,9 @@ func (p *browserPage) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]
 }
 
 // browserEval evaluates a JavaScript expression and decodes its value into T.
-func browserEval[T any](t *testing.T, p *browserPage, expr string) T {
+func browserEval[T any](t *testing.T, p *browserPage, expr string, opts ...chromedp.EvaluateOption) T {
 	t.Helper()
-	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr))
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr, opts...))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", expr, err)
 	}

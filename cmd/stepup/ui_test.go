@@ -39,6 +39,8 @@ func TestUIHeaders(t *testing.T) {
 		{"/ui/state.js", "text/javascript"},
 		{"/ui/account.js", "text/javascript"},
 		{"/ui/activity.js", "text/javascript"},
+		{"/ui/devices.js", "text/javascript"},
+		{"/ui/dpop.js", "text/javascript"},
 		{"/ui/style.css", "text/css"},
 	} {
 		r := a.get(t, f.path, "")
