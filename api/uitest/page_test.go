@@ -181,8 +181,13 @@ func (p *browserPage) fill(t *testing.T, sel chromedp.CSS, text string) {
 	p.do(t, chromedp.SendKeys(sel, text))
 }
 
+// click clicks sel once the page has finished its current action: while
+// one runs, every button is disabled and a click is lost (as a person's
+// would be), which made a click right after an action's visible result
+// race the action's tail (its activity poll).
 func (p *browserPage) click(t *testing.T, sel chromedp.CSS) {
 	t.Helper()
+	p.waitIdle(t)
 	p.do(t, chromedp.Click(sel))
 }
 
