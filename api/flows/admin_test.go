@@ -150,3 +150,40 @@ func TestDisableBetweenFactorAndSession(t *testing.T) {
 		})
 	}
 }
+
+// TestDisableAfterConsume: the other interleaving, made to happen — the
+// mfa_token is consumed, then the whole disable (or deletion) runs, then
+// the sign-in hands out its tokens. They must be dead: the session was
+// inserted before the consumption, so the disable's end of the user's
+// sessions found it. (Inserted after the consumption, it would be live.)
+func TestDisableAfterConsume(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	op := flows.Operator{Name: "ops"}
+	for _, c := range []struct {
+		name string
+		act  func(userID string) error
+	}{
+		{"disable", func(id string) error { _, err := e.app.DisableUser(ctx, op, id); return err }},
+		{"delete", func(id string) error { return e.app.DeleteUser(ctx, op, id) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			u := e.totpUser(t, "after-"+c.name)
+			pc, _ := e.pending(t, u.Username)
+			undo := flows.SetAfterSecondFactorConsume(func(id string) {
+				if err := c.act(id); err != nil {
+					t.Errorf("%s: %v", c.name, err)
+				}
+			})
+			tok, err := e.app.VerifyTOTP(ctx, flows.Client{}, pc, e.code(t, u.Secret, 0))
+			undo()
+			if err != nil {
+				t.Fatalf("VerifyTOTP: %v (the token was consumed: tokens, dead, are expected)", err)
+			}
+			e.checkDead(t, c.name, tok)
+			if ss, err := e.app.Sessions.OfUser(ctx, u.ID); err != nil || len(ss) != 0 {
+				t.Fatalf("%d live sessions after the %s (%v), want none", len(ss), c.name, err)
+			}
+		})
+	}
+}

@@ -228,6 +228,12 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 // that came before.
 var beforeSecondFactorSession func(userID string)
 
+// afterSecondFactorConsume, when set (by this package's tests only), runs
+// once a second factor's mfa_token is consumed, before its tokens are
+// handed out: a disable or a deletion slipping in there must still end the
+// session (it was inserted before the consumption).
+var afterSecondFactorConsume func(userID string)
+
 // endedWhy is the answer to an mfa_token ended with its account
 // (PendingStore.EndFor): the account is gone or disabled.
 func (a *App) endedWhy(ctx context.Context, userID string) error {
@@ -317,6 +323,9 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 			err = a.endedWhy(ctx, u.ID)
 		}
 		return nil, err
+	}
+	if afterSecondFactorConsume != nil {
+		afterSecondFactorConsume(u.ID)
 	}
 	if pc.Session == "" {
 		a.event(cl, u.ID, sess.ID, mfa.EventLoginSuccess, describe(as))
