@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/stepup-auth/stepup/api/flows"
+	"github.com/stepup-auth/stepup/tokens"
 )
 
 type codeRequest struct {
@@ -21,25 +23,15 @@ type verifyRequest struct {
 }
 
 // verifyTOTP is the TOTP second factor: POST /v1/mfa/totp/verify.
-func (s *Server) verifyTOTP(c *gin.Context) {
-	var req verifyRequest
-	if err := decode(c, &req); err != nil {
-		fail(c, err)
-		return
-	}
-	cl := client(c)
-	cl.RememberDevice = req.RememberDevice
-	t, err := s.App.VerifyTOTP(c.Request.Context(), cl, pendingClaims(c), req.Code)
-	if err != nil {
-		fail(c, err)
-		return
-	}
-	s.respondTokens(c, t)
-}
+func (s *Server) verifyTOTP(c *gin.Context) { s.verifyCode(c, s.App.VerifyTOTP) }
 
 // verifyRecovery is a recovery code as the second factor:
 // POST /v1/mfa/recovery/verify.
-func (s *Server) verifyRecovery(c *gin.Context) {
+func (s *Server) verifyRecovery(c *gin.Context) { s.verifyCode(c, s.App.VerifyRecovery) }
+
+// verifyCode decodes a code (and whether to remember this device) and
+// answers with the tokens verify issues for it.
+func (s *Server) verifyCode(c *gin.Context, verify func(context.Context, flows.Client, tokens.PendingClaims, string) (*flows.Tokens, error)) {
 	var req verifyRequest
 	if err := decode(c, &req); err != nil {
 		fail(c, err)
@@ -47,7 +39,7 @@ func (s *Server) verifyRecovery(c *gin.Context) {
 	}
 	cl := client(c)
 	cl.RememberDevice = req.RememberDevice
-	t, err := s.App.VerifyRecovery(c.Request.Context(), cl, pendingClaims(c), req.Code)
+	t, err := verify(c.Request.Context(), cl, pendingClaims(c), req.Code)
 	if err != nil {
 		fail(c, err)
 		return

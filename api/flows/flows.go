@@ -256,13 +256,7 @@ func (a *App) admitted(ctx context.Context, cl Client, sess *tokens.Session, gon
 	default:
 		return nil
 	}
-	if rerr := a.Sessions.Revoke(context.WithoutCancel(ctx), sess.ID); rerr != nil {
-		a.Logger.Warn("session of a disabled or removed user not ended", "err", rerr)
-	}
-	if errors.Is(err, gone) {
-		// Nothing of a deleted account stays: the document goes too.
-		_ = a.Sessions.Store.DeleteUserSessions(context.WithoutCancel(ctx), sess.UserID)
-	}
+	a.abandon(ctx, sess)
 	return err
 }
 

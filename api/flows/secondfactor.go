@@ -98,14 +98,8 @@ func (a *App) VerifyRecovery(ctx context.Context, cl Client, pc tokens.PendingCl
 // flow), the key must verify its user to be a second factor of its own.
 func (a *App) WebAuthnOptions(ctx context.Context, pc tokens.PendingClaims) (*protocol.CredentialAssertion, error) {
 	used, err := a.Pending.Consumed(ctx, pc.Record)
-	if errors.Is(err, mfa.ErrNotFound) {
-		return nil, errors.Join(ErrPendingBad, errPendingUnknown)
-	}
-	if errors.Is(err, mfa.ErrEnded) {
-		return nil, a.endedWhy(ctx, pc.Subject)
-	}
 	if err != nil {
-		return nil, err
+		return nil, a.pendingRefusal(ctx, pc.Subject, err)
 	}
 	if used {
 		return nil, ErrPendingUsed
@@ -182,17 +176,10 @@ func (a *App) spendAttempt(ctx context.Context, cl Client, pc tokens.PendingClai
 	tokAttempt, err := a.Budgets.Token.Take(ctx, pc.Record)
 	if err != nil {
 		var th *mfa.ThrottledError
-		switch {
-		case errors.As(err, &th):
+		if errors.As(err, &th) {
 			return nil, ErrPendingSpent
-		case errors.Is(err, mfa.ErrUsed):
-			return nil, ErrPendingUsed
-		case errors.Is(err, mfa.ErrNotFound):
-			return nil, errors.Join(ErrPendingBad, errPendingUnknown)
-		case errors.Is(err, mfa.ErrEnded):
-			return nil, a.endedWhy(ctx, pc.Subject)
 		}
-		return nil, err
+		return nil, a.pendingRefusal(ctx, pc.Subject, err)
 	}
 	now := a.Now()
 	u, ok, err := a.Users.SpendAttempt(ctx, pc.Subject, a.Budgets.Account.Gates(now), now)
@@ -234,15 +221,27 @@ var beforeSecondFactorSession func(userID string)
 // session (it was inserted before the consumption).
 var afterSecondFactorConsume func(userID string)
 
-// endedWhy is the answer to an mfa_token ended with its account
-// (PendingStore.EndFor): the account is gone or disabled.
-func (a *App) endedWhy(ctx context.Context, userID string) error {
-	u, err := a.Users.User(ctx, userID)
+// pendingRefusal is the answer to an mfa_token whose record the store
+// refused: used, ended with its account (PendingStore.EndFor), or absent —
+// never opened by a login, or dropped with a deleted account
+// (PendingStore.DropFor). Where the account matters, it is read (on this
+// failure path only).
+func (a *App) pendingRefusal(ctx context.Context, userID string, err error) error {
+	ended := errors.Is(err, mfa.ErrEnded)
 	switch {
-	case errors.Is(err, mfa.ErrNotFound):
-		return ErrPendingUser
-	case err != nil:
+	case errors.Is(err, mfa.ErrUsed):
+		return ErrPendingUsed
+	case !ended && !errors.Is(err, mfa.ErrNotFound):
 		return err
+	}
+	u, uerr := a.Users.User(ctx, userID)
+	switch {
+	case errors.Is(uerr, mfa.ErrNotFound):
+		return ErrPendingUser
+	case !ended:
+		return errors.Join(ErrPendingBad, errPendingUnknown)
+	case uerr != nil:
+		return uerr
 	case u.Disabled:
 		return ErrAccountDisabled
 	}
@@ -254,7 +253,9 @@ func (a *App) endedWhy(ctx context.Context, userID string) error {
 // stays).
 func (a *App) abandon(ctx context.Context, sess *tokens.Session) {
 	ctx = context.WithoutCancel(ctx)
-	_ = a.Sessions.Revoke(ctx, sess.ID)
+	if err := a.Sessions.Revoke(ctx, sess.ID); err != nil {
+		a.Logger.Warn("a session not handed out was not ended", "session", sess.ID, "err", err)
+	}
 	if _, err := a.Users.User(ctx, sess.UserID); errors.Is(err, mfa.ErrNotFound) {
 		_ = a.Sessions.Store.DeleteUserSessions(ctx, sess.UserID)
 	}
@@ -309,20 +310,7 @@ func (a *App) finish(ctx context.Context, cl Client, pc tokens.PendingClaims, u 
 		if sess != nil {
 			a.abandon(ctx, sess)
 		}
-		switch {
-		case errors.Is(err, mfa.ErrUsed):
-			err = ErrPendingUsed
-		case errors.Is(err, mfa.ErrNotFound):
-			// A deletion drops its tokens' records (PendingStore.DropFor).
-			if _, uerr := a.Users.User(ctx, u.ID); errors.Is(uerr, mfa.ErrNotFound) {
-				err = ErrPendingUser
-			} else {
-				err = errors.Join(ErrPendingBad, errPendingUnknown)
-			}
-		case errors.Is(err, mfa.ErrEnded):
-			err = a.endedWhy(ctx, u.ID)
-		}
-		return nil, err
+		return nil, a.pendingRefusal(ctx, u.ID, err)
 	}
 	if afterSecondFactorConsume != nil {
 		afterSecondFactorConsume(u.ID)
